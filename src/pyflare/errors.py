@@ -1,0 +1,41 @@
+"""PyFlare's exceptions: one root, one class per failure mode."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BudgetExceeded",
+    "ConfigError",
+    "InvalidArgumentError",
+    "PyFlareError",
+    "QueryError",
+    "StoreError",
+    "StoreLockedError",
+]
+
+
+class PyFlareError(Exception):
+    """Root of every error PyFlare raises on purpose."""
+
+
+class ConfigError(PyFlareError, ValueError):
+    """A setting (argument, environment variable or file) has a value PyFlare can't use."""
+
+
+class InvalidArgumentError(PyFlareError, ValueError):
+    """A function was called with an argument PyFlare can't use."""
+
+
+class StoreError(PyFlareError):
+    """The span store could not be opened, written or read."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the lock on the DuckDB file."""
+
+
+class QueryError(PyFlareError, ValueError):
+    """A query was rejected (not read-only, unknown table) or failed to run."""
+
+
+class BudgetExceeded(PyFlareError):
+    """A hard cost budget would be exceeded by the call about to be made."""

@@ -1,0 +1,113 @@
+"""Attribute names PyFlare reads and writes.
+
+Three vocabularies describe the same things: PyFlare's own (``pyflare.*``), the
+OpenTelemetry GenAI semantic conventions (``gen_ai.*``) and OpenInference
+(``llm.*``, ``openinference.*``). ML fields are read from them in that order.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- PyFlare's own -----------------------------------------------------------
+SPAN_KIND: Final = "pyflare.span.kind"
+MODEL_ID: Final = "pyflare.model.id"
+MODEL_VERSION: Final = "pyflare.model.version"
+INFERENCE_TYPE: Final = "pyflare.inference.type"
+INPUT_PREVIEW: Final = "pyflare.input.preview"
+INPUT_HASH: Final = "pyflare.input.hash"
+INPUT_TRUNCATED: Final = "pyflare.input.truncated"
+OUTPUT_PREVIEW: Final = "pyflare.output.preview"
+OUTPUT_TRUNCATED: Final = "pyflare.output.truncated"
+INPUT_TOKENS: Final = "pyflare.usage.input_tokens"
+OUTPUT_TOKENS: Final = "pyflare.usage.output_tokens"
+TOTAL_TOKENS: Final = "pyflare.usage.total_tokens"
+COST_MICROS: Final = "pyflare.cost.micros"
+PROVIDER: Final = "pyflare.provider"
+FEATURE_ID: Final = "pyflare.feature_id"
+TEAM: Final = "pyflare.team"
+CODE_FUNCTION: Final = "code.function.name"
+CODE_MODULE: Final = "code.namespace"
+
+# Context keys; also the W3C baggage keys they travel under.
+USER_ID: Final = "user.id"
+SESSION_ID: Final = "session.id"
+ENVIRONMENT: Final = "deployment.environment.name"
+
+# --- OpenTelemetry GenAI -----------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_SYSTEM: Final = "gen_ai.system"  # deprecated in favour of provider.name
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"  # deprecated
+GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"  # deprecated
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+
+# --- OpenInference -----------------------------------------------------------
+OI_SPAN_KIND: Final = "openinference.span.kind"
+OI_MODEL_NAME: Final = "llm.model_name"
+OI_PROVIDER: Final = "llm.provider"
+OI_TOKEN_PROMPT: Final = "llm.token_count.prompt"
+OI_TOKEN_COMPLETION: Final = "llm.token_count.completion"
+OI_TOKEN_TOTAL: Final = "llm.token_count.total"
+OI_INPUT_VALUE: Final = "input.value"
+OI_OUTPUT_VALUE: Final = "output.value"
+EMBEDDING_MODEL_NAME: Final = "embedding.model_name"
+
+# --- Vocabularies ------------------------------------------------------------
+# PyFlare span kinds (what the span does) and the OTel SpanKind each maps to.
+SPAN_KINDS: Final[dict[str, str]] = {
+    "llm": "client",
+    "embedding": "client",
+    "chain": "internal",
+    "tool": "internal",
+    "retriever": "internal",
+    "reranker": "internal",
+    "agent": "internal",
+    "guardrail": "internal",
+    "evaluator": "internal",
+    "workflow": "internal",
+    "task": "internal",
+    "inference": "internal",
+    # OpenTelemetry's own kinds are accepted as they are.
+    "internal": "internal",
+    "client": "client",
+    "server": "server",
+    "producer": "producer",
+    "consumer": "consumer",
+}
+
+INFERENCE_TYPES: Final = (
+    "llm",
+    "embedding",
+    "classification",
+    "regression",
+    "object_detection",
+    "custom",
+)
+
+# OpenInference span kind -> (PyFlare kind, inference_type or "").
+OPENINFERENCE_KINDS: Final[dict[str, tuple[str, str]]] = {
+    "LLM": ("llm", "llm"),
+    "EMBEDDING": ("embedding", "embedding"),
+    "CHAIN": ("chain", ""),
+    "TOOL": ("tool", ""),
+    "RETRIEVER": ("retriever", ""),
+    "RERANKER": ("reranker", ""),
+    "AGENT": ("agent", ""),
+    "GUARDRAIL": ("guardrail", ""),
+    "EVALUATOR": ("evaluator", ""),
+}
+
+# GenAI operation name -> inference_type.
+GEN_AI_OPERATIONS: Final[dict[str, str]] = {
+    "chat": "llm",
+    "text_completion": "llm",
+    "generate_content": "llm",
+    "invoke_agent": "llm",
+    "embeddings": "embedding",
+}

@@ -1,0 +1,3 @@
+"""PyFlare's self-hosted server (``pip install "pyflare[server]"``)."""
+
+from __future__ import annotations
