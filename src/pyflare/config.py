@@ -88,12 +88,14 @@ def _key_values(raw: str) -> dict[str, str]:
 
 def _store_url(raw: str) -> str | None:
     value = raw.strip()
-    if value.lower() in {"none", "off", ""}:
+    if value.lower() in {"none", "off"}:
+        return "none"
+    if not value:
         return None
-    if value.startswith("duckdb://") or value.startswith("memory://"):
+    if value.startswith("duckdb://"):
         return value
     if "://" in value:
-        raise _Invalid("duckdb:///path/to/file.duckdb, duckdb:///:memory:, memory:// or none")
+        raise _Invalid("duckdb:///path/to/file.duckdb, duckdb:///:memory: or none")
     return "duckdb:///" + value
 
 
@@ -168,8 +170,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("headers", "PYFLARE_HEADERS", {}, _key_values,
             "Headers sent with OTLP exports (e.g. x-api-key=…).",
             otel_env=("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")),
-    Setting("store", "PYFLARE_STORE", DEFAULT_STORE, _store_url,
-            "Local span store: duckdb:///path, duckdb:///:memory:, or none."),
+    Setting("store", "PYFLARE_STORE", None, _store_url,
+            "Local span store: duckdb:///path, duckdb:///:memory:, or none. Default: "
+            f"{DEFAULT_STORE} when no endpoint is set, none when one is."),
     Setting("sample_rate", "PYFLARE_SAMPLE_RATE", 1.0, _sample_rate,
             "Fraction of traces kept (head sampling, parent-based).", otel=_otel_sample_rate),
     Setting("capture", "PYFLARE_CAPTURE", "all", _capture,
@@ -205,7 +208,7 @@ class Settings:
     resource_attributes: dict[str, str] = field(default_factory=dict)
     endpoint: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    store: str | None = DEFAULT_STORE
+    store: str | None = None
     sample_rate: float = 1.0
     capture: CaptureMode = "all"
     capture_max_chars: int = 1000
@@ -215,6 +218,15 @@ class Settings:
     export_interval_ms: int = 500
     export_timeout_ms: int = 30000
     thread_context: bool = True
+
+    @property
+    def local_store(self) -> str | None:
+        """The local store URL in effect, or None when spans are not stored locally."""
+        if self.store == "none":
+            return None
+        if self.store is not None:
+            return self.store
+        return DEFAULT_STORE if self.endpoint is None else None
 
     @property
     def traces_endpoint(self) -> str | None:

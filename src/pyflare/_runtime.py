@@ -1,0 +1,74 @@
+"""Process-wide state shared by the decorator, spans and init().
+
+Kept in one small object so the hot path reads a few attributes and nothing
+else. Before :func:`pyflare.init` runs, spans go to whatever OTel provider is
+global (usually none: non-recording spans, near-zero cost).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+
+from pyflare._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pyflare.tracing.masking import PIIMasker
+
+__all__ = ["STATE", "warn_once"]
+
+logger = logging.getLogger("pyflare")
+
+INSTRUMENTATION_NAME = "pyflare"
+
+
+class State:
+    """What the hot path needs, resolved once by init()."""
+
+    __slots__ = (
+        "capture_inputs",
+        "capture_outputs",
+        "clock",
+        "masker",
+        "max_chars",
+        "pipeline",
+        "tracer",
+    )
+
+    def __init__(self) -> None:
+        self.tracer: trace.Tracer = trace.get_tracer(INSTRUMENTATION_NAME, __version__)
+        self.capture_inputs = True
+        self.capture_outputs = True
+        self.max_chars = 1000
+        self.masker: PIIMasker | None = None
+        self.clock: Callable[[], int] = time.time_ns
+        self.pipeline: Any = None
+
+
+STATE = State()
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(key: str, message: str, *args: object, level: int = logging.WARNING) -> None:
+    """Log ``message`` the first time ``key`` is seen in this process, then never again."""
+    if key in _warned:
+        return
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    logger.log(level, message, *args)
+
+
+def reset_warnings() -> None:
+    """Forget which warnings were given (for tests)."""
+    with _warned_lock:
+        _warned.clear()

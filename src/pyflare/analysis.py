@@ -1,0 +1,168 @@
+"""The notebook API: traces, spans and SQL over the local store as DataFrames."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pyflare._time import parse_duration_ns, parse_instant
+from pyflare.config import load_settings
+from pyflare.errors import InvalidArgumentError, StoreError
+from pyflare.store.base import MAX_SQL_ROWS, TraceQuery
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from pyflare.store.base import SpanStore
+    from pyflare.views import TraceView
+
+__all__ = ["get_trace", "open_local_store", "spans", "sql", "traces"]
+
+_STATUSES = ("ok", "error", "unset")
+
+
+def open_local_store(store: str | None = None) -> tuple[SpanStore, bool]:
+    """The store to read: this process's own, or the one named, opened read-only.
+
+    Returns ``(store, owned)``; ``owned`` means the caller must close it.
+    """
+    from pyflare.tracing.setup import current_pipeline, flush, open_store
+
+    pipeline = current_pipeline()
+    if pipeline is not None and pipeline.local is not None:
+        if store is None or store == pipeline.settings.local_store:
+            flush()  # make spans that just ended visible
+            own = pipeline.store()
+            if own is None:
+                raise pipeline.local.last_error or StoreError("the local store is not open")
+            return own, False
+    url = store or load_settings().local_store
+    if url is None:
+        raise StoreError(
+            "no local store is configured (remote mode); pass store='duckdb:///path' to read one"
+        )
+    from pathlib import Path
+
+    from pyflare.store.duckdb import parse_store_url
+
+    path = parse_store_url(url)
+    if path != ":memory:" and not Path(path).exists():
+        raise StoreError(
+            f"there is no PyFlare store at {path}; run code under pyflare.init() first, or "
+            "name the file with store='duckdb:///path/to/file.duckdb'"
+        )
+    return open_store(url, read_only=True), True
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow as pa
+
+    mapping = {
+        pa.int64(): pd.Int64Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.string(): pd.StringDtype(),
+        pa.large_string(): pd.StringDtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    # Maps become dicts: what a notebook user indexes with df.attributes[0]["k"].
+    return table.to_pandas(types_mapper=mapping.get, maps_as_pydicts="strict")
+
+
+def _with_store(store: str | None, action: Any) -> Any:
+    handle, owned = open_local_store(store)
+    try:
+        return action(handle)
+    finally:
+        if owned:
+            handle.close()
+
+
+def traces(
+    *,
+    service: str | None = None,
+    model_id: str | None = None,
+    status: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    min_duration: str | int | None = None,
+    attributes: Mapping[str, str] | None = None,
+    text: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    store: str | None = None,
+) -> pd.DataFrame:
+    """Recent traces, newest first, one row each.
+
+    ``since``/``until`` take "1h", "30m", ISO 8601 strings or datetimes;
+    ``min_duration`` takes "500ms", "2s" or nanoseconds; ``attributes`` keeps
+    traces with a span carrying every key=value given; ``text`` searches input
+    and output previews.
+    """
+    if status is not None and status not in _STATUSES:
+        raise InvalidArgumentError(f"status={status!r} is not valid; expected one of {', '.join(_STATUSES)}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+        raise InvalidArgumentError(f"limit must be an integer from 1 to 10000, got {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidArgumentError(f"offset must be a non-negative integer, got {offset!r}")
+    if isinstance(min_duration, str):
+        min_duration_ns: int | None = parse_duration_ns(min_duration, name="min_duration")
+    elif min_duration is None or (isinstance(min_duration, int) and not isinstance(min_duration, bool)):
+        min_duration_ns = min_duration
+    else:
+        raise InvalidArgumentError(f"min_duration must be like '500ms' or nanoseconds, got {min_duration!r}")
+    if attributes is not None and not (
+        isinstance(attributes, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in attributes.items())
+    ):
+        raise InvalidArgumentError("attributes must be a mapping of strings to strings")
+    query = TraceQuery(
+        service=service,
+        model_id=model_id,
+        status=status,  # type: ignore[arg-type]
+        since_ns=parse_instant(since, name="since"),
+        until_ns=parse_instant(until, name="until"),
+        min_duration_ns=min_duration_ns,
+        attributes=dict(attributes or {}),
+        text=text,
+        limit=limit,
+        offset=offset,
+    )
+    return _to_pandas(_with_store(store, lambda s: s.traces(query)))
+
+
+def _check_trace_id(trace_id: object) -> str:
+    if not isinstance(trace_id, str) or len(trace_id) != 32:
+        raise InvalidArgumentError(f"trace_id must be 32 hex characters, got {trace_id!r}")
+    try:
+        int(trace_id, 16)
+    except ValueError:
+        raise InvalidArgumentError(f"trace_id must be 32 hex characters, got {trace_id!r}") from None
+    return trace_id.lower()
+
+
+def spans(trace_id: str, *, store: str | None = None) -> pd.DataFrame:
+    """The spans of one trace in tree order, with a ``depth`` column."""
+    checked = _check_trace_id(trace_id)
+    return _to_pandas(_with_store(store, lambda s: s.spans(checked)))
+
+
+def get_trace(trace_id: str, *, store: str | None = None) -> TraceView:
+    """One trace as a view: a waterfall in Jupyter, a tree in the terminal."""
+    from pyflare.views import TraceView
+
+    return TraceView(spans(trace_id, store=store))
+
+
+def sql(
+    query: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    *,
+    max_rows: int = MAX_SQL_ROWS,
+    store: str | None = None,
+) -> pd.DataFrame:
+    """Run one read-only SELECT over PyFlare's tables (parameters bound, never formatted)."""
+    if not isinstance(query, str):
+        raise InvalidArgumentError(f"sql() needs the query as a string, got {type(query).__name__}")
+    return _to_pandas(_with_store(store, lambda s: s.sql(query, params, max_rows=max_rows)))

@@ -1,0 +1,89 @@
+"""Local mode's exporter: finished spans into the DuckDB span store.
+
+The store is opened on first use. If it can't be (the file is locked by
+another process, the directory is not writable) the exporter logs why once,
+reports failure so the batch processor counts the dropped spans, and tries
+again a few seconds later: the host program keeps running either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from pyflare._runtime import warn_once
+from pyflare.errors import PyFlareError
+
+if TYPE_CHECKING:
+    from pyflare.store.base import SpanStore
+
+__all__ = ["DuckDBSpanExporter"]
+
+logger = logging.getLogger(__name__)
+
+RETRY_OPEN_SECONDS = 5.0
+
+
+class DuckDBSpanExporter(SpanExporter):
+    """Writes spans as batched Arrow inserts into a :class:`SpanStore`."""
+
+    def __init__(self, open_store: Callable[[], SpanStore]) -> None:
+        self._open_store = open_store
+        self._store: SpanStore | None = None
+        self._lock = threading.Lock()
+        self._next_open = 0.0
+        self._closed = False
+        self.last_error: PyFlareError | None = None
+
+    @property
+    def store(self) -> SpanStore | None:
+        """The open store, or None if it could not be opened (see ``last_error``)."""
+        return self._store
+
+    def open(self) -> SpanStore | None:
+        """Open the store now if it isn't open (and a retry is due)."""
+        with self._lock:
+            if self._store is not None or self._closed:
+                return self._store
+            if time.monotonic() < self._next_open:
+                return None
+            try:
+                self._store = self._open_store()
+                if self.last_error is not None:
+                    logger.info("PyFlare's store is open again; spans are being stored")
+                self.last_error = None
+            except PyFlareError as exc:
+                self.last_error = exc
+                self._next_open = time.monotonic() + RETRY_OPEN_SECONDS
+                warn_once(f"store-open-{type(exc).__name__}", "PyFlare cannot store spans: %s", exc)
+            return self._store
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        from pyflare.records import from_readable_spans
+
+        store = self.open()
+        if store is None:
+            return SpanExportResult.FAILURE
+        try:
+            store.write(from_readable_spans(spans))
+        except PyFlareError as exc:
+            self.last_error = exc
+            warn_once(f"store-write-{type(exc).__name__}", "PyFlare could not store spans: %s", exc)
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

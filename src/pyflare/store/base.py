@@ -1,0 +1,93 @@
+"""The storage seams: what every span store provides.
+
+Two real implementations sit behind :class:`SpanStore`: DuckDB (the local,
+embedded default, :mod:`pyflare.store.duckdb`) and ClickHouse (the scaled
+server). ``tests/contract`` runs one suite against every implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "MAX_SQL_ROWS",
+    "PYFLARE_TABLES",
+    "SpanStore",
+    "TraceQuery",
+]
+
+#: Tables and views a user may query with :meth:`SpanStore.sql`.
+PYFLARE_TABLES: frozenset[str] = frozenset({"traces"})
+MAX_SQL_ROWS = 10_000
+
+StatusFilter = Literal["ok", "error", "unset"]
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    """Filters for listing traces. Times are UTC nanoseconds since the epoch.
+
+    A trace matches when any of its spans matches the span-level filters
+    (model, attribute, text) and its summary matches the trace-level ones
+    (service and operation of the root, status, duration, time range).
+    """
+
+    service: str | None = None
+    model_id: str | None = None
+    status: StatusFilter | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+    min_duration_ns: int | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    text: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@runtime_checkable
+class SpanStore(Protocol):
+    """Where canonical span rows live."""
+
+    def write(self, batch: pa.Table) -> int:
+        """Store a batch of canonical rows; durable when it returns.
+
+        Idempotent: writing a span (same trace_id and span_id) again never shows
+        as a duplicate in query results. Returns the number of new rows.
+        """
+        ...
+
+    def traces(self, query: TraceQuery) -> pa.Table:
+        """One summary row per matching trace, newest first.
+
+        Columns: trace_id, start_time, end_time, duration_ns, service_name,
+        operation_name, status_code, span_count, error_count, model_id,
+        input_tokens, output_tokens, total_tokens, cost_micros.
+        """
+        ...
+
+    def count_traces(self, query: TraceQuery) -> int:
+        """How many traces match ``query`` (ignoring limit and offset)."""
+        ...
+
+    def spans(self, trace_id: str) -> pa.Table:
+        """The canonical rows of one trace in tree order, plus a ``depth`` column."""
+        ...
+
+    def sql(
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        *,
+        max_rows: int = MAX_SQL_ROWS,
+    ) -> pa.Table:
+        """Run one read-only SELECT over PyFlare's tables."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; later calls raise ``StoreError``."""
+        ...

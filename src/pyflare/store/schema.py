@@ -1,0 +1,46 @@
+"""DuckDB schema of the local store, as numbered migrations.
+
+The tables mirror the ClickHouse DDL of the spec with DuckDB's types. A store
+records the versions applied in ``pyflare_schema``; opening a store applies
+the missing ones in order, each in its own transaction.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+_TRACES = """
+CREATE TABLE traces (
+    trace_id        VARCHAR NOT NULL,
+    span_id         VARCHAR NOT NULL,
+    parent_span_id  VARCHAR,
+    start_time      TIMESTAMP_NS NOT NULL,
+    end_time        TIMESTAMP_NS NOT NULL,
+    duration_ns     BIGINT NOT NULL,
+    service_name    VARCHAR NOT NULL,
+    operation_name  VARCHAR NOT NULL,
+    span_kind       VARCHAR NOT NULL,
+    status_code     VARCHAR NOT NULL,
+    status_message  VARCHAR,
+    model_id        VARCHAR,
+    model_version   VARCHAR,
+    inference_type  VARCHAR,
+    input_preview   VARCHAR,
+    output_preview  VARCHAR,
+    input_hash      VARCHAR,
+    input_tokens    BIGINT,
+    output_tokens   BIGINT,
+    total_tokens    BIGINT,
+    cost_micros     BIGINT,
+    attributes      MAP(VARCHAR, VARCHAR) NOT NULL,
+    resource        MAP(VARCHAR, VARCHAR) NOT NULL,
+    events          STRUCT("time" TIMESTAMP_NS, "name" VARCHAR, attributes MAP(VARCHAR, VARCHAR))[] NOT NULL,
+    _ingested_at    TIMESTAMP NOT NULL
+)
+"""
+
+#: (version, description, statements), applied in order.
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (1, "traces table (canonical span row)", (_TRACES,)),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
