@@ -172,8 +172,11 @@ def ml_fields(attributes: Mapping[str, Any]) -> dict[str, Any]:
         )
     )
     total_tokens = _as_int(_first(attributes, sc.TOTAL_TOKENS, sc.OI_TOKEN_TOTAL))
-    if total_tokens is None and input_tokens is not None and output_tokens is not None:
-        total_tokens = input_tokens + output_tokens
+    if total_tokens is None and input_tokens is not None:
+        if output_tokens is not None:
+            total_tokens = input_tokens + output_tokens
+        elif inference_type == "embedding":
+            total_tokens = input_tokens  # embeddings have no output tokens
     input_preview = _first_str(
         attributes, sc.INPUT_PREVIEW, sc.GEN_AI_INPUT_MESSAGES, sc.OI_INPUT_VALUE
     )
