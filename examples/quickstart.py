@@ -10,6 +10,7 @@ one trace as a tree, and a per-model summary read back with SQL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sys
 import time
@@ -57,8 +58,11 @@ def answer(question: str) -> str:
 
 
 @pyflare.trace(
-    name="classify", kind="inference", inference_type="classification",
-    model_id="fraud-v3", model_version="2026-10",
+    name="classify",
+    kind="inference",
+    inference_type="classification",
+    model_id="fraud-v3",
+    model_version="2026-10",
 )
 async def classify(features: dict[str, float]) -> float:
     await asyncio.sleep(0.001)
@@ -79,11 +83,11 @@ def main() -> int:
         "Where is my data kept? My email is jane.doe@example.com",
     ]
     for number, question in enumerate(questions):
-        with pyflare.context(user_id=f"user-{number % 2}", session_id="s-42", feature_id="support"):
-            try:
-                answer(question)
-            except TimeoutError:
-                pass  # recorded on the span as an error
+        with (
+            pyflare.context(user_id=f"user-{number % 2}", session_id="s-42", feature_id="support"),
+            contextlib.suppress(TimeoutError),  # recorded on the span as an error
+        ):
+            answer(question)
     asyncio.run(score_transactions())
     pyflare.flush()
 

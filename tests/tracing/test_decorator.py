@@ -334,7 +334,7 @@ def test_exception_is_recorded_and_reraised_unchanged(pyflare_capture: CapturedS
     def explode() -> None:
         raise error
 
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match="model exploded") as caught:
         explode()
     assert caught.value is error
     # The traceback still points at the user's raise.

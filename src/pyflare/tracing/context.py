@@ -89,8 +89,9 @@ def context(
                     f"pyflare.context(attributes=...) keys must be non-empty strings, got {key!r}"
                 )
             ctx = baggage.set_baggage(key, _check(key, value), ctx)
-        extra = otel_context.get_value(_EXTRA_KEYS, ctx) or frozenset()
-        ctx = otel_context.set_value(_EXTRA_KEYS, frozenset(extra) | set(attributes), ctx)
+        extra = otel_context.get_value(_EXTRA_KEYS, ctx)
+        known: frozenset[str] = extra if isinstance(extra, frozenset) else frozenset()
+        ctx = otel_context.set_value(_EXTRA_KEYS, known | frozenset(attributes), ctx)
     token = otel_context.attach(ctx)
     try:
         yield
@@ -109,9 +110,10 @@ def context_tags(ctx: Context | None) -> dict[str, str]:
     entries = baggage.get_all(ctx)
     if not entries:
         return {}
-    extra = otel_context.get_value(_EXTRA_KEYS, ctx) or frozenset()
+    extra = otel_context.get_value(_EXTRA_KEYS, ctx)
+    known: frozenset[str] = extra if isinstance(extra, frozenset) else frozenset()
     return {
         k: str(v)
         for k, v in entries.items()
-        if k in _BAGGAGE_KEYS or k.startswith("pyflare.") or k in extra  # type: ignore[operator]
+        if k in _BAGGAGE_KEYS or k.startswith("pyflare.") or k in known
     }

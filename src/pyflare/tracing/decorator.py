@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import Any, ParamSpec, TypeVar, overload
 
 from opentelemetry import context as otel_context
@@ -98,9 +98,10 @@ def _capture_output(span: otel_trace.Span, value: object) -> None:
 class _Items:
     """Collects what a generator yields, bounded, for the output preview."""
 
-    __slots__ = ("count", "items", "size", "strings")
+    __slots__ = ("collect", "count", "items", "size", "strings")
 
-    def __init__(self) -> None:
+    def __init__(self, collect: bool) -> None:
+        self.collect = collect  # off: count only, never keep what was yielded alive
         self.count = 0
         self.items: list[object] = []
         self.size = 0
@@ -108,7 +109,7 @@ class _Items:
 
     def add(self, item: object) -> None:
         self.count += 1
-        if self.size > STATE.max_chars:
+        if not self.collect or self.size > STATE.max_chars:
             return
         self.items.append(item)
         if isinstance(item, str):
@@ -121,7 +122,9 @@ class _Items:
         span.set_attribute(_OUTPUT_ITEMS, self.count)
         if STATE.capture_outputs and self.items:
             # Streamed text (LLM tokens) reads best joined; anything else as a list.
-            value: object = "".join(self.items) if self.strings else self.items  # type: ignore[arg-type]
+            value: object = (
+                "".join(str(item) for item in self.items) if self.strings else self.items
+            )
             _capture_output(span, value)
 
 
@@ -147,13 +150,23 @@ def _wrap_function(
     def outputs(span: otel_trace.Span) -> bool:
         return outputs_on and state.capture_outputs and span.is_recording()
 
+    def finish(span: otel_trace.Span, items: _Items, closed_early: bool) -> None:
+        if span.is_recording():
+            if outputs(span):
+                items.finish(span)
+            else:
+                span.set_attribute(_OUTPUT_ITEMS, items.count)
+            if closed_early:
+                span.set_attribute(_CLOSED_EARLY, True)
+        span.end(end_time=state.clock())
+
     if inspect.isasyncgenfunction(func):
 
         @functools.wraps(func)
         async def async_gen_wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
             span = start(args, kwargs)
             ctx = set_span_in_context(span)
-            items = _Items()
+            items = _Items(outputs(span))
             closed_early = False
             try:
                 token = attach(ctx)
@@ -194,21 +207,17 @@ def _wrap_function(
                 record_error(span, exc)
                 raise
             finally:
-                if span.is_recording():
-                    items.finish(span) if outputs(span) else span.set_attribute(_OUTPUT_ITEMS, items.count)
-                    if closed_early:
-                        span.set_attribute(_CLOSED_EARLY, True)
-                span.end(end_time=state.clock())
+                finish(span, items, closed_early)
 
         return async_gen_wrapper
 
     if inspect.isgeneratorfunction(func):
 
         @functools.wraps(func)
-        def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
             span = start(args, kwargs)
             ctx = set_span_in_context(span)
-            items = _Items()
+            items = _Items(outputs(span))
             closed_early = False
             result: Any = None
             try:
@@ -251,11 +260,7 @@ def _wrap_function(
                 record_error(span, exc)
                 raise
             finally:
-                if span.is_recording():
-                    items.finish(span) if outputs(span) else span.set_attribute(_OUTPUT_ITEMS, items.count)
-                    if closed_early:
-                        span.set_attribute(_CLOSED_EARLY, True)
-                span.end(end_time=state.clock())
+                finish(span, items, closed_early)
             return result
 
         return gen_wrapper
@@ -403,8 +408,10 @@ def trace(
             f"{', '.join(_CAPTURE_MODES)}"
         )
     if name is not None and (not isinstance(name, str) or not name):
-        raise InvalidArgumentError(f"@pyflare.trace(name=...) must be a non-empty string, got {name!r}")
-    settings = {
+        raise InvalidArgumentError(
+            f"@pyflare.trace(name=...) must be a non-empty string, got {name!r}"
+        )
+    settings: dict[str, Any] = {
         "kind": kind,
         "inference_type": inference_type,
         "model_id": model_id,

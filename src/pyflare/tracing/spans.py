@@ -52,8 +52,7 @@ class SpanOptions:
         if kind is not None:
             if not isinstance(kind, str) or kind.lower() not in sc.SPAN_KINDS:
                 raise InvalidArgumentError(
-                    f"{where}: unknown kind {kind!r}; expected one of "
-                    f"{', '.join(sc.SPAN_KINDS)}"
+                    f"{where}: unknown kind {kind!r}; expected one of {', '.join(sc.SPAN_KINDS)}"
                 )
             kind = kind.lower()
             self.otel_kind = _OTEL_KINDS[sc.SPAN_KINDS[kind]]
@@ -74,7 +73,9 @@ class SpanOptions:
             if value is None:
                 continue
             if not isinstance(value, str) or not value:
-                raise InvalidArgumentError(f"{where}: {label} must be a non-empty string, got {value!r}")
+                raise InvalidArgumentError(
+                    f"{where}: {label} must be a non-empty string, got {value!r}"
+                )
             static[key] = value
         if attributes is not None:
             static.update(check_attributes(attributes, where=where))
@@ -84,14 +85,20 @@ class SpanOptions:
 def check_attributes(attributes: Mapping[str, Any], *, where: str) -> dict[str, Any]:
     """Validate user attributes: string keys, OTel-compatible values."""
     if not isinstance(attributes, Mapping):
-        raise InvalidArgumentError(f"{where}: attributes must be a mapping, got {type(attributes).__name__}")
+        raise InvalidArgumentError(
+            f"{where}: attributes must be a mapping, got {type(attributes).__name__}"
+        )
     checked: dict[str, Any] = {}
     for key, value in attributes.items():
         if not isinstance(key, str) or not key:
-            raise InvalidArgumentError(f"{where}: attribute keys must be non-empty strings, got {key!r}")
+            raise InvalidArgumentError(
+                f"{where}: attribute keys must be non-empty strings, got {key!r}"
+            )
         if isinstance(value, _ATTRIBUTE_TYPES):
             checked[key] = value
-        elif isinstance(value, list | tuple) and all(isinstance(v, _ATTRIBUTE_TYPES) for v in value):
+        elif isinstance(value, list | tuple) and all(
+            isinstance(v, _ATTRIBUTE_TYPES) for v in value
+        ):
             checked[key] = tuple(value)
         else:
             raise InvalidArgumentError(
