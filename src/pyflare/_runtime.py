@@ -19,8 +19,6 @@ from pyflare._version import __version__
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from pyflare.tracing.masking import PIIMasker
-
 __all__ = ["STATE", "warn_once"]
 
 logger = logging.getLogger("pyflare")
@@ -35,7 +33,6 @@ class State:
         "capture_inputs",
         "capture_outputs",
         "clock",
-        "masker",
         "max_chars",
         "pipeline",
         "tracer",
@@ -46,7 +43,6 @@ class State:
         self.capture_inputs = True
         self.capture_outputs = True
         self.max_chars = 1000
-        self.masker: PIIMasker | None = None
         self.clock: Callable[[], int] = time.time_ns
         self.pipeline: Any = None
 

@@ -8,9 +8,11 @@ import time
 
 from pyflare.errors import InvalidArgumentError
 
-__all__ = ["parse_instant"]
+__all__ = ["parse_duration_ns", "parse_instant"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$", re.IGNORECASE)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
 _UNIT_NS = {
     "ms": 1_000_000,
     "s": 1_000_000_000,
@@ -45,7 +47,8 @@ def parse_instant(value: object, *, name: str, now_ns: int | None = None) -> int
         return value
     if isinstance(value, dt.datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+        # Integer arithmetic: timestamp() is a float and loses microseconds far from 1970.
+        return (moment - _EPOCH) // _MICROSECOND * 1000
     if isinstance(value, str):
         now = time.time_ns() if now_ns is None else now_ns
         if _DURATION.match(value):

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyflare._time import parse_duration_ns, parse_instant
-from pyflare.config import load_settings
-from pyflare.errors import InvalidArgumentError, StoreError
+from pyflare.config import load_settings, store_url
+from pyflare.errors import ConfigError, InvalidArgumentError, StoreError
 from pyflare.store.base import MAX_SQL_ROWS, TraceQuery
 
 if TYPE_CHECKING:
@@ -25,27 +25,33 @@ _STATUSES = ("ok", "error", "unset")
 def open_local_store(store: str | None = None) -> tuple[SpanStore, bool]:
     """The store to read: this process's own, or the one named, opened read-only.
 
-    Returns ``(store, owned)``; ``owned`` means the caller must close it.
+    ``store`` is a ``duckdb:///path`` URL or a file path. Returns ``(store,
+    owned)``; ``owned`` means the caller must close it.
     """
+    from pathlib import Path
+
+    from pyflare.store.duckdb import parse_store_url
     from pyflare.tracing.setup import current_pipeline, flush, open_store
 
+    store = _store_argument(store)
     pipeline = current_pipeline()
-    if pipeline is not None and pipeline.local is not None:
-        if store is None or store == pipeline.settings.local_store:
-            flush()  # make spans that just ended visible
-            own = pipeline.store()
-            if own is None:
-                raise pipeline.local.last_error or StoreError("the local store is not open")
-            return own, False
-    url = store or load_settings().local_store
+    own_url = None if pipeline is None or pipeline.local is None else pipeline.settings.local_store
+    if own_url is not None and (store is None or _same_file(store, own_url)):
+        # DuckDB won't open a file this process already has open with other settings
+        # (read-only): read through the pipeline's own connection.
+        flush()  # make spans that just ended visible
+        own = pipeline.store() if pipeline is not None else None
+        if own is None:
+            error = pipeline.local.last_error if pipeline and pipeline.local else None
+            raise error or StoreError("the local store is not open")
+        return own, False
+    # This process's settings (init() arguments included), else the environment's.
+    settings = pipeline.settings if pipeline is not None else load_settings()
+    url = store or settings.local_store
     if url is None:
         raise StoreError(
             "no local store is configured (remote mode); pass store='duckdb:///path' to read one"
         )
-    from pathlib import Path
-
-    from pyflare.store.duckdb import parse_store_url
-
     path = parse_store_url(url)
     if path != ":memory:" and not Path(path).exists():
         raise StoreError(
@@ -53,6 +59,51 @@ def open_local_store(store: str | None = None) -> tuple[SpanStore, bool]:
             "name the file with store='duckdb:///path/to/file.duckdb'"
         )
     return open_store(url, read_only=True), True
+
+
+def _store_argument(store: object) -> str | None:
+    if store is None:
+        return None
+    if not isinstance(store, str):
+        raise InvalidArgumentError(
+            f"store must be a string such as 'duckdb:///path/to/file.duckdb', got {store!r}"
+        )
+    try:
+        url = store_url(store)
+    except ConfigError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    if url is None or url == "none":
+        raise InvalidArgumentError(
+            f"store={store!r} names no store; expected duckdb:///path/to/file.duckdb or a path"
+        )
+    return url
+
+
+def _same_file(url: str, other: str) -> bool:
+    """Whether two store URLs name the same file (``duckdb:///x`` and ``duckdb:///./x``)."""
+    from pathlib import Path
+
+    from pyflare.store.duckdb import parse_store_url
+
+    a, b = parse_store_url(url), parse_store_url(other)
+    if ":memory:" in (a, b):
+        return a == b
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def _whole_decimals_as_int64(table: pa.Table) -> pa.Table:
+    """DuckDB sums BIGINTs (tokens, cost_micros) to HUGEINT, which reaches Arrow as
+    decimal128(38, 0) and pandas as Decimal objects; make them integers when they fit."""
+    import pyarrow as pa
+
+    for index, column in enumerate(table.schema):
+        if pa.types.is_decimal(column.type) and column.type.scale == 0:
+            try:
+                cast = table.column(index).cast(pa.int64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue  # beyond int64: keep the exact decimals
+            table = table.set_column(index, pa.field(column.name, pa.int64()), cast)
+    return table
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -66,8 +117,10 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
         pa.large_string(): pd.StringDtype(),
         pa.bool_(): pd.BooleanDtype(),
     }
+    table = _whole_decimals_as_int64(table)
     # Maps become dicts: what a notebook user indexes with df.attributes[0]["k"].
-    return table.to_pandas(types_mapper=mapping.get, maps_as_pydicts="strict")
+    frame: pd.DataFrame = table.to_pandas(types_mapper=mapping.get, maps_as_pydicts="strict")
+    return frame
 
 
 def _with_store(store: str | None, action: Any) -> Any:
@@ -101,17 +154,23 @@ def traces(
     and output previews.
     """
     if status is not None and status not in _STATUSES:
-        raise InvalidArgumentError(f"status={status!r} is not valid; expected one of {', '.join(_STATUSES)}")
+        raise InvalidArgumentError(
+            f"status={status!r} is not valid; expected one of {', '.join(_STATUSES)}"
+        )
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
         raise InvalidArgumentError(f"limit must be an integer from 1 to 10000, got {limit!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidArgumentError(f"offset must be a non-negative integer, got {offset!r}")
     if isinstance(min_duration, str):
         min_duration_ns: int | None = parse_duration_ns(min_duration, name="min_duration")
-    elif min_duration is None or (isinstance(min_duration, int) and not isinstance(min_duration, bool)):
+    elif min_duration is None or (
+        isinstance(min_duration, int) and not isinstance(min_duration, bool)
+    ):
         min_duration_ns = min_duration
     else:
-        raise InvalidArgumentError(f"min_duration must be like '500ms' or nanoseconds, got {min_duration!r}")
+        raise InvalidArgumentError(
+            f"min_duration must be like '500ms' or nanoseconds, got {min_duration!r}"
+        )
     if attributes is not None and not (
         isinstance(attributes, Mapping)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in attributes.items())
@@ -138,7 +197,9 @@ def _check_trace_id(trace_id: object) -> str:
     try:
         int(trace_id, 16)
     except ValueError:
-        raise InvalidArgumentError(f"trace_id must be 32 hex characters, got {trace_id!r}") from None
+        raise InvalidArgumentError(
+            f"trace_id must be 32 hex characters, got {trace_id!r}"
+        ) from None
     return trace_id.lower()
 
 

@@ -39,11 +39,11 @@ def _console() -> Any:
 
 def _cmd_version(args: argparse.Namespace) -> int:
     import duckdb
-    import opentelemetry.version
+    from opentelemetry.sdk.version import __version__ as otel_sdk_version
 
     sys.stdout.write(
         f"pyflare {__version__}\n"
-        f"opentelemetry-sdk {opentelemetry.version.__version__}\n"
+        f"opentelemetry-sdk {otel_sdk_version}\n"
         f"duckdb {duckdb.__version__}\n"
         f"python {sys.version.split()[0]}\n"
     )
@@ -93,15 +93,24 @@ def _cmd_sql(args: argparse.Namespace) -> int:
         for column in frame.columns:
             table.add_column(str(column))
         for row in frame.itertuples(index=False):
-            table.add_row(*("" if value is None else str(value) for value in row))
+            table.add_row(*(_cell(value) for value in row))
         _console().print(table)
     return 0
+
+
+def _cell(value: object) -> str:
+    """A table cell: missing values (None, pandas' NA, NaT) as blanks."""
+    import pandas as pd
+
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    return str(value)
 
 
 def _optional_command(name: str, extra: str) -> Callable[[argparse.Namespace], int]:
     def missing(args: argparse.Namespace) -> int:
         sys.stderr.write(
-            f"`pyflare {name}` comes with PyFlare's server: pip install \"pyflare[{extra}]\"\n"
+            f'`pyflare {name}` comes with PyFlare\'s server: pip install "pyflare[{extra}]"\n'
         )
         return 2
 
@@ -175,6 +184,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `pyflare traces | head`: the reader left. Point stdout at devnull so that
+        # the interpreter's final flush doesn't complain as well.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

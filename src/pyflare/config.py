@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pyflare.errors import ConfigError
 
-__all__ = ["SETTINGS", "Setting", "Settings", "load_settings"]
+__all__ = ["SETTINGS", "Setting", "Settings", "load_settings", "store_url"]
 
 CaptureMode = Literal["all", "inputs", "off"]
 DEFAULT_STORE = "duckdb:///.pyflare/pyflare.duckdb"
@@ -86,6 +86,9 @@ def _key_values(raw: str) -> dict[str, str]:
     return result
 
 
+_STORE_FORMS = "duckdb:///path/to/file.duckdb, duckdb:///:memory:, a file path, or none"
+
+
 def _store_url(raw: str) -> str | None:
     value = raw.strip()
     if value.lower() in {"none", "off"}:
@@ -93,10 +96,29 @@ def _store_url(raw: str) -> str | None:
     if not value:
         return None
     if value.startswith("duckdb://"):
+        # The same reading as pyflare.store.duckdb.parse_store_url, which can't be
+        # imported here (it pulls in duckdb): one leading slash separates the path.
+        path = value.removeprefix("duckdb://")
+        if not path.removeprefix("/"):
+            raise _Invalid(_STORE_FORMS)
         return value
     if "://" in value:
-        raise _Invalid("duckdb:///path/to/file.duckdb, duckdb:///:memory: or none")
+        raise _Invalid(_STORE_FORMS)
     return "duckdb:///" + value
+
+
+def store_url(value: str, *, name: str = "store") -> str | None:
+    """A store as the user wrote it (URL, bare path or ``none``) as a ``duckdb://`` URL.
+
+    Returns ``"none"`` for no store and None for an empty string.
+
+    Raises:
+        ConfigError: not a form PyFlare accepts; the message names ``name``.
+    """
+    try:
+        return _store_url(value)
+    except _Invalid as exc:
+        raise ConfigError(f"{name}={value!r} is not valid: expected {exc}") from None
 
 
 def _endpoint(raw: str) -> str | None:
@@ -107,6 +129,17 @@ def _endpoint(raw: str) -> str | None:
     if parsed.scheme not in {"http", "https"} or not parsed.netloc:
         raise _Invalid("an http(s) URL such as http://localhost:4318")
     return value
+
+
+def _otel_disabled(env: Mapping[str, str]) -> bool | None:
+    """``enabled`` from OTEL_SDK_DISABLED, if set."""
+    raw = env.get("OTEL_SDK_DISABLED", "")
+    if not raw.strip():
+        return None
+    try:
+        return not _parse_bool(raw)
+    except _Invalid as exc:
+        raise ConfigError(f"OTEL_SDK_DISABLED={raw!r} is not valid: expected {exc}") from None
 
 
 def _otel_sample_rate(env: Mapping[str, str]) -> float | None:
@@ -134,11 +167,23 @@ def _otel_sample_rate(env: Mapping[str, str]) -> float | None:
 
 
 def _otel_traces_endpoint(env: Mapping[str, str]) -> str | None:
-    specific = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
-    if specific:
-        return specific
-    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-    return base or None
+    """The OTLP/HTTP endpoint from the OTel variables, validated.
+
+    As the OTLP exporter spec says, the signal-specific variable is used as
+    given and the base one gets ``/v1/traces`` appended (even after a path).
+    """
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        raw = env.get(name, "")
+        if not raw.strip():
+            continue
+        try:
+            value = _endpoint(raw)
+        except _Invalid as exc:
+            raise ConfigError(f"{name}={raw!r} is not valid: expected {exc}") from None
+        if value is not None and name == "OTEL_EXPORTER_OTLP_ENDPOINT":
+            value = value.rstrip("/") + "/v1/traces"
+        return value
+    return None
 
 
 @dataclass(frozen=True)
@@ -154,10 +199,11 @@ class Setting:
     otel: Callable[[Mapping[str, str]], Any] | None = None
 
 
+# fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("enabled", "PYFLARE_ENABLED", True, _parse_bool,
             "Turn PyFlare off entirely (no spans recorded); OTEL_SDK_DISABLED=true also does.",
-            otel=lambda env: (not _parse_bool(env["OTEL_SDK_DISABLED"])) if env.get("OTEL_SDK_DISABLED") else None),
+            otel=_otel_disabled),
     Setting("service_name", "PYFLARE_SERVICE_NAME", "unknown_service", _parse_str,
             "service.name of every span.", otel_env=("OTEL_SERVICE_NAME",)),
     Setting("environment", "PYFLARE_ENVIRONMENT", None, _parse_optional_str,
@@ -194,6 +240,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("thread_context", "PYFLARE_THREAD_CONTEXT", True, _parse_bool,
             "Carry PyFlare context and the current span into threads and thread pools."),
 )
+# fmt: on
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -241,31 +288,36 @@ class Settings:
 
 def _validate_argument(setting: Setting, value: Any) -> Any:
     """Check a value passed as an argument; strings go through the env parser."""
-    if isinstance(value, str) and setting.parse not in (_parse_str,):
+    name = setting.name
+    if isinstance(value, str):
         try:
             return setting.parse(value)
         except _Invalid as exc:
-            raise ConfigError(f"{setting.name}={value!r} is not valid: expected {exc}") from None
-    expected = type(setting.default)
-    if setting.default is None or isinstance(value, dict):
-        if isinstance(setting.default, dict) and not (
-            isinstance(value, dict) and all(isinstance(k, str) for k in value)
+            raise ConfigError(f"{name}={value!r} is not valid: expected {exc}") from None
+    default = setting.default
+    if isinstance(default, dict):
+        if not (
+            isinstance(value, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
         ):
-            raise ConfigError(f"{setting.name} must be a mapping of strings, got {value!r}")
-        return dict(value) if isinstance(value, dict) else value
-    if expected is bool and not isinstance(value, bool):
-        raise ConfigError(f"{setting.name} must be True or False, got {value!r}")
-    if expected is int and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ConfigError(f"{setting.name} must be a positive integer, got {value!r}")
-    if expected is float:
+            raise ConfigError(f"{name} must be a mapping of strings to strings, got {value!r}")
+        return dict(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be True or False, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        return value
+    if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{setting.name} must be a number between 0 and 1, got {value!r}")
-        value = float(value)
+            raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}")
         if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"{setting.name} must be a number between 0 and 1, got {value!r}")
-    if expected is str and not isinstance(value, str):
-        raise ConfigError(f"{setting.name} must be a string, got {value!r}")
-    return value
+            raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}")
+        return float(value)
+    # Text settings (and optional ones: None means "not given"); strings were handled above.
+    raise ConfigError(f"{name} must be a string, got {value!r}")
 
 
 def load_settings(env: Mapping[str, str] | None = None, **arguments: Any) -> Settings:
@@ -291,9 +343,7 @@ def load_settings(env: Mapping[str, str] | None = None, **arguments: Any) -> Set
             try:
                 resolved[setting.name] = setting.parse(raw)
             except _Invalid as exc:
-                raise ConfigError(
-                    f"{setting.env}={raw!r} is not valid: expected {exc}"
-                ) from None
+                raise ConfigError(f"{setting.env}={raw!r} is not valid: expected {exc}") from None
             continue
         otel_value = _from_otel(setting, environ)
         if otel_value is not None:
@@ -303,15 +353,7 @@ def load_settings(env: Mapping[str, str] | None = None, **arguments: Any) -> Set
 
 def _from_otel(setting: Setting, environ: Mapping[str, str]) -> Any:
     if setting.otel is not None:
-        value = setting.otel(environ)
-        if value is not None and setting.parse is _endpoint:
-            try:
-                return _endpoint(value)
-            except _Invalid as exc:
-                raise ConfigError(
-                    f"OTEL_EXPORTER_OTLP_ENDPOINT={value!r} is not valid: expected {exc}"
-                ) from None
-        return value
+        return setting.otel(environ)
     for name in setting.otel_env:
         raw = environ.get(name)
         if raw is not None and raw.strip() != "":
@@ -324,11 +366,17 @@ def _from_otel(setting: Setting, environ: Mapping[str, str]) -> Any:
 
 def settings_table() -> str:
     """The settings table as Markdown (used by the docs)."""
-    lines = ["| setting | variable | OTel variable | default | description |", "|---|---|---|---|---|"]
+    computed = {
+        "sample_rate": "OTEL_TRACES_SAMPLER(_ARG)",
+        "endpoint": "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT",
+        "enabled": "OTEL_SDK_DISABLED",
+    }
+    lines = [
+        "| setting | variable | OTel variable | default | description |",
+        "|---|---|---|---|---|",
+    ]
     for s in SETTINGS:
-        otel = ", ".join(s.otel_env) or ("OTEL_TRACES_SAMPLER(_ARG)" if s.name == "sample_rate" else
-                                        "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT" if s.name == "endpoint" else
-                                        "OTEL_SDK_DISABLED" if s.name == "enabled" else "")
+        otel = ", ".join(s.otel_env) or computed.get(s.name, "")
         lines.append(f"| {s.name} | {s.env} | {otel} | {s.default!r} | {s.description} |")
     return "\n".join(lines)
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+from opentelemetry.trace import SpanKind, StatusCode
 
 from pyflare import semconv as sc
 
@@ -27,13 +30,15 @@ __all__ = [
     "PREVIEW_CHARS",
     "SPAN_SCHEMA",
     "SpanBatch",
+    "concat",
     "empty_batch",
     "from_readable_spans",
     "ml_fields",
     "stringify",
+    "to_pylist",
 ]
 
-SpanBatch = pa.Table
+SpanBatch: TypeAlias = pa.Table
 PREVIEW_CHARS = 1000
 
 _STR_MAP = pa.map_(pa.string(), pa.string())
@@ -100,20 +105,27 @@ def stringify(value: Any) -> str:
         return str(value)
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _as_int(value: Any) -> int | None:
+    """A token count or cost as a non-negative int64, or None when it isn't one."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    if isinstance(value, str):
+        number = value
+    elif isinstance(value, float):
+        if not value.is_integer():  # also rejects nan and inf
+            return None
+        number = int(value)
+    elif isinstance(value, str):
         try:
             number = int(value)
         except ValueError:
             return None
-        return number if number >= 0 else None
-    return None
+    else:
+        return None
+    return number if 0 <= number <= _INT64_MAX else None
 
 
 def _first(attributes: Mapping[str, Any], *keys: str) -> Any:
@@ -129,70 +141,87 @@ def _first_str(attributes: Mapping[str, Any], *keys: str) -> str | None:
     return None if value is None else stringify(value)
 
 
+# Where each ML field is read from, in order of precedence.
+_MODEL_KEYS = (
+    sc.MODEL_ID,
+    sc.GEN_AI_RESPONSE_MODEL,  # the model that answered beats the one asked for
+    sc.GEN_AI_REQUEST_MODEL,
+    sc.OI_MODEL_NAME,
+    sc.EMBEDDING_MODEL_NAME,
+)
+_INPUT_TOKEN_KEYS = (
+    sc.INPUT_TOKENS,
+    sc.GEN_AI_USAGE_INPUT_TOKENS,
+    sc.GEN_AI_USAGE_PROMPT_TOKENS,
+    sc.OI_TOKEN_PROMPT,
+)
+_OUTPUT_TOKEN_KEYS = (
+    sc.OUTPUT_TOKENS,
+    sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+    sc.GEN_AI_USAGE_COMPLETION_TOKENS,
+    sc.OI_TOKEN_COMPLETION,
+)
+_TOTAL_TOKEN_KEYS = (sc.TOTAL_TOKENS, sc.OI_TOKEN_TOTAL)
+_INPUT_PREVIEW_KEYS = (sc.INPUT_PREVIEW, sc.GEN_AI_INPUT_MESSAGES, sc.OI_INPUT_VALUE)
+_OUTPUT_PREVIEW_KEYS = (sc.OUTPUT_PREVIEW, sc.GEN_AI_OUTPUT_MESSAGES, sc.OI_OUTPUT_VALUE)
+
+
+def _inference_type(attributes: Mapping[str, Any], declared: Any) -> str | None:
+    if declared is not None and declared != "":
+        return declared if type(declared) is str else stringify(declared)
+    operation = attributes.get(sc.GEN_AI_OPERATION_NAME)
+    if isinstance(operation, str):
+        found = sc.GEN_AI_OPERATIONS.get(operation)
+        if found is not None:
+            return found
+    oi_kind = attributes.get(sc.OI_SPAN_KIND)
+    if isinstance(oi_kind, str):
+        return sc.OPENINFERENCE_KINDS.get(oi_kind.upper(), ("", ""))[1] or None
+    return None
+
+
+def _total_tokens(
+    total: int | None, input_tokens: int | None, output_tokens: int | None, inference_type: Any
+) -> int | None:
+    if total is not None or input_tokens is None:
+        return total
+    if output_tokens is not None:
+        both = input_tokens + output_tokens
+        return both if both <= _INT64_MAX else None
+    if inference_type == "embedding":
+        return input_tokens  # embeddings have no output tokens
+    return None
+
+
+def _preview(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if type(value) is str else stringify(value)
+    return text[:PREVIEW_CHARS]
+
+
 def ml_fields(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """The ML columns of a span, read from its attributes.
 
     Order of precedence: ``pyflare.*``, then OTel GenAI (``gen_ai.*``, the
     deprecated names included), then OpenInference (``llm.*``, ``input.value``…).
-    Token counts that are absent stay ``None`` (never 0 for unknown).
+    Token counts that are absent or unusable (negative, not a whole number, a
+    bool) stay ``None`` (never 0 for unknown).
     """
-    model_id = _first_str(
-        attributes,
-        sc.MODEL_ID,
-        sc.GEN_AI_RESPONSE_MODEL,
-        sc.GEN_AI_REQUEST_MODEL,
-        sc.OI_MODEL_NAME,
-        sc.EMBEDDING_MODEL_NAME,
-    )
-    inference_type = _first_str(attributes, sc.INFERENCE_TYPE)
-    if inference_type is None:
-        operation = attributes.get(sc.GEN_AI_OPERATION_NAME)
-        if isinstance(operation, str):
-            inference_type = sc.GEN_AI_OPERATIONS.get(operation)
-    if inference_type is None:
-        oi_kind = attributes.get(sc.OI_SPAN_KIND)
-        if isinstance(oi_kind, str):
-            inference_type = sc.OPENINFERENCE_KINDS.get(oi_kind.upper(), ("", ""))[1] or None
-    input_tokens = _as_int(
-        _first(
-            attributes,
-            sc.INPUT_TOKENS,
-            sc.GEN_AI_USAGE_INPUT_TOKENS,
-            sc.GEN_AI_USAGE_PROMPT_TOKENS,
-            sc.OI_TOKEN_PROMPT,
-        )
-    )
-    output_tokens = _as_int(
-        _first(
-            attributes,
-            sc.OUTPUT_TOKENS,
-            sc.GEN_AI_USAGE_OUTPUT_TOKENS,
-            sc.GEN_AI_USAGE_COMPLETION_TOKENS,
-            sc.OI_TOKEN_COMPLETION,
-        )
-    )
-    total_tokens = _as_int(_first(attributes, sc.TOTAL_TOKENS, sc.OI_TOKEN_TOTAL))
-    if total_tokens is None and input_tokens is not None:
-        if output_tokens is not None:
-            total_tokens = input_tokens + output_tokens
-        elif inference_type == "embedding":
-            total_tokens = input_tokens  # embeddings have no output tokens
-    input_preview = _first_str(
-        attributes, sc.INPUT_PREVIEW, sc.GEN_AI_INPUT_MESSAGES, sc.OI_INPUT_VALUE
-    )
-    output_preview = _first_str(
-        attributes, sc.OUTPUT_PREVIEW, sc.GEN_AI_OUTPUT_MESSAGES, sc.OI_OUTPUT_VALUE
-    )
+    inference_type = _inference_type(attributes, _first(attributes, sc.INFERENCE_TYPE))
+    input_tokens = _as_int(_first(attributes, *_INPUT_TOKEN_KEYS))
+    output_tokens = _as_int(_first(attributes, *_OUTPUT_TOKEN_KEYS))
+    total_tokens = _as_int(_first(attributes, *_TOTAL_TOKEN_KEYS))
     return {
-        "model_id": model_id,
+        "model_id": _first_str(attributes, *_MODEL_KEYS),
         "model_version": _first_str(attributes, sc.MODEL_VERSION),
         "inference_type": inference_type,
-        "input_preview": None if input_preview is None else input_preview[:PREVIEW_CHARS],
-        "output_preview": None if output_preview is None else output_preview[:PREVIEW_CHARS],
+        "input_preview": _preview(_first(attributes, *_INPUT_PREVIEW_KEYS)),
+        "output_preview": _preview(_first(attributes, *_OUTPUT_PREVIEW_KEYS)),
         "input_hash": _first_str(attributes, sc.INPUT_HASH),
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "total_tokens": total_tokens,
+        "total_tokens": _total_tokens(total_tokens, input_tokens, output_tokens, inference_type),
         "cost_micros": _as_int(attributes.get(sc.COST_MICROS)),
     }
 
@@ -209,51 +238,211 @@ _ML_NAMES = (
     "total_tokens",
     "cost_micros",
 )
-_NO_ML = dict.fromkeys(_ML_NAMES)
+_NO_ML: tuple[Any, ...] = (None,) * len(_ML_NAMES)
+_ml_tuple = itemgetter(*_ML_NAMES)
 # PyFlare's own content attributes become columns; keeping them in the
 # attributes map as well would store every preview twice.
 _PROMOTED = frozenset({sc.INPUT_PREVIEW, sc.OUTPUT_PREVIEW, sc.INPUT_HASH})
-
 # Every attribute key ml_fields() reads: spans carrying none of them skip it.
 _ML_KEYS = frozenset(
     {
-        sc.MODEL_ID,
+        *_MODEL_KEYS,
+        *_INPUT_TOKEN_KEYS,
+        *_OUTPUT_TOKEN_KEYS,
+        *_TOTAL_TOKEN_KEYS,
+        *_INPUT_PREVIEW_KEYS,
+        *_OUTPUT_PREVIEW_KEYS,
         sc.MODEL_VERSION,
         sc.INFERENCE_TYPE,
-        sc.INPUT_PREVIEW,
-        sc.OUTPUT_PREVIEW,
         sc.INPUT_HASH,
-        sc.INPUT_TOKENS,
-        sc.OUTPUT_TOKENS,
-        sc.TOTAL_TOKENS,
         sc.COST_MICROS,
         sc.GEN_AI_OPERATION_NAME,
-        sc.GEN_AI_REQUEST_MODEL,
-        sc.GEN_AI_RESPONSE_MODEL,
-        sc.GEN_AI_USAGE_INPUT_TOKENS,
-        sc.GEN_AI_USAGE_OUTPUT_TOKENS,
-        sc.GEN_AI_USAGE_PROMPT_TOKENS,
-        sc.GEN_AI_USAGE_COMPLETION_TOKENS,
-        sc.GEN_AI_INPUT_MESSAGES,
-        sc.GEN_AI_OUTPUT_MESSAGES,
         sc.OI_SPAN_KIND,
-        sc.OI_MODEL_NAME,
-        sc.OI_TOKEN_PROMPT,
-        sc.OI_TOKEN_COMPLETION,
-        sc.OI_TOKEN_TOTAL,
-        sc.OI_INPUT_VALUE,
-        sc.OI_OUTPUT_VALUE,
-        sc.EMBEDDING_MODEL_NAME,
     }
 )
+_MULTI_KEY_LOOKUPS = (
+    _MODEL_KEYS,
+    _INPUT_TOKEN_KEYS,
+    _OUTPUT_TOKEN_KEYS,
+    _TOTAL_TOKEN_KEYS,
+    _INPUT_PREVIEW_KEYS,
+    _OUTPUT_PREVIEW_KEYS,
+)
+
+# What from_readable_spans() needs to know about a span's attribute keys, worked
+# out once per distinct key tuple (spans from one code path share it):
+# (keys stored in the map, positions of those keys or None for all of them,
+#  the first present key of each multi-key ML lookup or None when no ML key is present).
+_Plan = tuple[tuple[str, ...], tuple[int, ...] | None, tuple[str | None, ...] | None]
+_PLANS: dict[tuple[str, ...], _Plan] = {}
+_MAX_PLANS = 4096
 
 
-def _map_array(offsets: list[int], keys: list[str], values: list[str]) -> pa.Array:
+def _plan(names: tuple[str, ...]) -> _Plan:
+    promoted = _PROMOTED.intersection(names)
+    present = _ML_KEYS.intersection(names)
+    keep = tuple(i for i, name in enumerate(names) if name not in promoted)
+    ml = (
+        tuple(next((k for k in keys if k in present), None) for keys in _MULTI_KEY_LOOKUPS)
+        if present
+        else None
+    )
+    plan: _Plan = (tuple(names[i] for i in keep), keep if promoted else None, ml)
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()  # key sets are few in practice; this only bounds memory
+    _PLANS[names] = plan
+    return plan
+
+
+_MODEL_VERSION: str = sc.MODEL_VERSION
+_INFERENCE_TYPE: str = sc.INFERENCE_TYPE
+_INPUT_HASH: str = sc.INPUT_HASH
+_COST_MICROS: str = sc.COST_MICROS
+
+
+def _ml_values(attributes: dict[str, Any], lookups: tuple[str | None, ...]) -> tuple[Any, ...]:
+    """ml_fields() as a tuple, reading only the first present key of each lookup.
+
+    Equal to ``ml_fields(attributes)`` (a test checks it); an empty value at a
+    looked-up key, where precedence would fall through to the next key, takes
+    ml_fields() itself. The common cases (str, int) are inlined: this runs per span.
+    """
+    get = attributes.get
+    model_key, input_key, output_key, total_key, in_preview_key, out_preview_key = lookups
+    model = get(model_key)  # type: ignore[arg-type]  # get(None) is None
+    input_value = get(input_key)  # type: ignore[arg-type]
+    output_value = get(output_key)  # type: ignore[arg-type]
+    total_value = get(total_key)  # type: ignore[arg-type]
+    in_preview = get(in_preview_key)  # type: ignore[arg-type]
+    out_preview = get(out_preview_key)  # type: ignore[arg-type]
+    if "" in (model, input_value, output_value, total_value, in_preview, out_preview):
+        return _ml_tuple(ml_fields(attributes))  # type: ignore[no-any-return]
+    if model is not None and type(model) is not str:
+        model = stringify(model)
+    version = get(_MODEL_VERSION)
+    if version is not None:
+        version = None if version == "" else stringify(version)
+    input_hash = get(_INPUT_HASH)
+    if input_hash is not None:
+        input_hash = None if input_hash == "" else stringify(input_hash)
+    declared = get(_INFERENCE_TYPE)
+    inference_type = (
+        declared if type(declared) is str and declared else _inference_type(attributes, declared)
+    )
+    if input_value is not None and (
+        type(input_value) is not int or not 0 <= input_value <= _INT64_MAX
+    ):
+        input_value = _as_int(input_value)
+    if output_value is not None and (
+        type(output_value) is not int or not 0 <= output_value <= _INT64_MAX
+    ):
+        output_value = _as_int(output_value)
+    if total_value is not None:
+        total_value = _as_int(total_value)
+    if total_value is None and input_value is not None:
+        total_value = _total_tokens(None, input_value, output_value, inference_type)
+    if in_preview is not None:
+        in_preview = in_preview[:PREVIEW_CHARS] if type(in_preview) is str else _preview(in_preview)
+    if out_preview is not None:
+        out_preview = (
+            out_preview[:PREVIEW_CHARS] if type(out_preview) is str else _preview(out_preview)
+        )
+    cost = get(_COST_MICROS)
+    return (
+        model,
+        version,
+        inference_type,
+        in_preview,
+        out_preview,
+        input_hash,
+        input_value,
+        output_value,
+        total_value,
+        None if cost is None else _as_int(cost),
+    )
+
+
+class _NoneValue(Exception):
+    """An attribute value is None (the SDK keeps those; the row's maps drop them)."""
+
+
+def _attribute_value(value: Any) -> str:
+    if value is None:
+        raise _NoneValue
+    return stringify(value)
+
+
+def _bool_str(value: bool) -> str:
+    return "true" if value else "false"
+
+
+# stringify() for the common attribute types, looked up by exact type.
+_TO_STR: dict[type, Any] = {
+    int: int.__repr__,
+    float: float.__repr__,
+    bool: _bool_str,
+}
+
+
+_KINDS_BY_ID = {id(kind): _KIND_NAMES[kind.value] for kind in SpanKind}
+_STATUS_BY_ID = {id(code): _STATUS_NAMES[code.value] for code in StatusCode}
+
+
+def _sanitized(value: Any) -> Any:
+    """``value`` with lone surrogates in its strings replaced (Arrow needs valid UTF-8)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list | tuple):
+        return [_sanitized(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _sanitized(item) for key, item in value.items()}
+    return value
+
+
+def _array(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
+    try:
+        return pa.array(values, type_)
+    except UnicodeEncodeError:
+        return pa.array(_sanitized(values), type_)
+
+
+def _map_array(offsets: Sequence[int], keys: Sequence[str], values: Sequence[str]) -> pa.Array:
     return pa.MapArray.from_arrays(
         pa.array(offsets, pa.int32()),
-        pa.array(keys, pa.string()),
-        pa.array(values, pa.string()),
+        _array(keys, pa.string()),
+        _array(values, pa.string()),
     )
+
+
+def _hex_ids(ids: Sequence[int], size: int) -> list[str]:
+    """Lowercase hex of each id, ``size`` bytes wide."""
+    try:
+        return [i.to_bytes(size, "big").hex() for i in ids]
+    except OverflowError:  # not a valid OTel id; keep what it says rather than drop the batch
+        return [f"{i:0{size * 2}x}" for i in ids]
+
+
+def _hex_parent_ids(ids: Sequence[int | None]) -> list[str | None]:
+    """Parent span ids as hex; no parent, or the invalid id 0, is None (a root)."""
+    try:
+        return [None if i is None or i == 0 else i.to_bytes(8, "big").hex() for i in ids]
+    except OverflowError:
+        return [None if i is None or i == 0 else f"{i:016x}" for i in ids]
+
+
+def _events(events: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "time": event.timestamp,
+            "name": event.name,
+            "attributes": [
+                (key, stringify(value))
+                for key, value in (event.attributes or {}).items()
+                if value is not None
+            ],
+        }
+        for event in events
+    ]
 
 
 def from_readable_spans(
@@ -268,129 +457,175 @@ def from_readable_spans(
     attributes and returns the dict to store (PyFlare uses it to mask content
     that other instrumentations recorded).
 
-    This runs on every exported span, so it makes one pass over each span's
-    attributes and builds the map columns from flat arrays.
+    This runs on every exported span (the exporter's budget is a few µs a span),
+    so the per-span loop only gathers Python values: attribute key sets are
+    analysed once per distinct set, ids are formatted and columns built in bulk.
     """
-    trace_ids: list[str] = []
-    span_ids: list[str] = []
-    parents: list[str | None] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    durations: list[int] = []
-    services: list[str] = []
-    names: list[str] = []
-    kinds: list[str] = []
-    statuses: list[str] = []
-    messages: list[str | None] = []
-    ml_columns: list[list[Any]] = [[] for _ in _ML_NAMES]
+    rows: list[tuple[Any, ...]] = []
+    ml_rows: list[tuple[Any, ...]] = []
     attr_offsets = [0]
     attr_keys: list[str] = []
     attr_values: list[str] = []
-    res_offsets = [0]
-    res_keys: list[str] = []
-    res_values: list[str] = []
+    resource_rows: list[int] = []
+    resource_index: dict[int, int] = {}
+    resources: list[tuple[list[str], list[str], str]] = []
     events_col: list[list[dict[str, Any]]] = []
-    resource_cache: dict[int, tuple[list[str], list[str], str]] = {}
-    ml_keys = _ML_KEYS
-    promoted = _PROMOTED
+    plans = _PLANS
+    kinds = _KINDS_BY_ID
+    statuses = _STATUS_BY_ID
+    no_ml = _NO_ML
+    no_events: list[dict[str, Any]] = []
+    to_str = _TO_STR.get
     for span in spans:
         ctx = span.context
         if ctx is None:
             continue
-        trace_ids.append(f"{ctx.trace_id:032x}")
-        span_ids.append(f"{ctx.span_id:016x}")
         parent = span.parent
-        parents.append(None if parent is None else f"{parent.span_id:016x}")
         start = span.start_time or 0
         end = span.end_time or start
-        starts.append(start)
-        ends.append(end)
-        durations.append(end - start if end > start else 0)
         resource = span.resource
-        cached = resource_cache.get(id(resource))
-        if cached is None:
-            res_attrs = dict(resource.attributes) if resource is not None else {}
-            cached = (
-                list(res_attrs),
-                [stringify(v) for v in res_attrs.values()],
-                stringify(res_attrs.get("service.name", "unknown_service")),
-            )
-            resource_cache[id(resource)] = cached
-        res_keys.extend(cached[0])
-        res_values.extend(cached[1])
-        res_offsets.append(len(res_keys))
-        services.append(cached[2])
-        names.append(span.name)
-        kinds.append(_KIND_NAMES[span.kind.value])
+        position = resource_index.get(id(resource))
+        if position is None:
+            position = resource_index[id(resource)] = len(resources)
+            resources.append(_resource_entry(resource))
+        resource_rows.append(position)
+        kind = span.kind
         status = span.status
-        statuses.append(_STATUS_NAMES[status.status_code.value])
-        messages.append(status.description or None)
-        found: dict[str, Any] | None = None
+        code = status.status_code
+        ml = no_ml
         attrs = span.attributes
-        if attrs:
-            for key, value in attrs.items():
-                if value is None:
-                    continue
-                if key in ml_keys:
-                    if found is None:
-                        found = {}
-                    found[key] = value
-                    if key in promoted:
-                        continue
-                attr_keys.append(key)
-                attr_values.append(value if type(value) is str else stringify(value))
-        attr_offsets.append(len(attr_keys))
-        fields = _NO_ML if found is None else ml_fields(found)
-        if transform is not None:
-            fields = transform(dict(fields), attrs or {})
-        for column, name in zip(ml_columns, _ML_NAMES, strict=True):
-            column.append(fields[name])
-        events = span.events
-        if events:
-            events_col.append(
-                [
-                    {
-                        "time": event.timestamp,
-                        "name": event.name,
-                        "attributes": [
-                            (k, stringify(v)) for k, v in (event.attributes or {}).items()
-                        ],
-                    }
-                    for event in events
+        # ReadableSpan.attributes is a read-only proxy of BoundedAttributes; copy()
+        # reaches the dict underneath in C instead of iterating the mapping in Python.
+        try:
+            values_dict = attrs.copy()  # type: ignore[union-attr]
+        except AttributeError:
+            values_dict = dict(attrs) if attrs else {}
+        if type(values_dict) is not dict:
+            values_dict = dict(values_dict)
+        if values_dict:
+            names = tuple(values_dict)
+            plan = plans.get(names) or _plan(names)
+            try:
+                values = [
+                    v if type(v) is str else to_str(type(v), _attribute_value)(v)
+                    for v in values_dict.values()
                 ]
+            except _NoneValue:
+                values_dict = {k: v for k, v in values_dict.items() if v is not None}
+                names = tuple(values_dict)
+                plan = plans.get(names) or _plan(names)
+                values = [v if type(v) is str else stringify(v) for v in values_dict.values()]
+            kept, keep, lookups = plan
+            attr_keys += kept
+            attr_values += values if keep is None else [values[i] for i in keep]
+            if lookups is not None:
+                ml = _ml_values(values_dict, lookups)
+        attr_offsets.append(len(attr_keys))
+        if transform is not None:
+            fields = transform(dict(zip(_ML_NAMES, ml, strict=True)), attrs or {})
+            ml = _ml_tuple(fields)
+        ml_rows.append(ml)
+        events = span.events
+        events_col.append(_events(events) if events else no_events)
+        rows.append(
+            (
+                ctx.trace_id,
+                ctx.span_id,
+                None if parent is None else parent.span_id,
+                start,
+                end,
+                span.name,
+                kinds.get(id(kind)) or _KIND_NAMES[kind.value],
+                statuses.get(id(code)) or _STATUS_NAMES[code.value],
+                status.description or None,
             )
-        else:
-            events_col.append([])
-    count = len(trace_ids)
+        )
+    return _table(
+        rows,
+        ml_rows,
+        attr_offsets,
+        attr_keys,
+        attr_values,
+        resources,
+        resource_rows,
+        events_col,
+        ingested_at_ns,
+    )
+
+
+def _resource_entry(resource: Any) -> tuple[list[str], list[str], str]:
+    attributes = {
+        key: value
+        for key, value in (dict(resource.attributes) if resource is not None else {}).items()
+        if value is not None
+    }
+    return (
+        list(attributes),
+        [stringify(value) for value in attributes.values()],
+        stringify(attributes.get("service.name", "unknown_service")),
+    )
+
+
+def _table(
+    rows: list[tuple[Any, ...]],
+    ml_rows: list[tuple[Any, ...]],
+    attr_offsets: list[int],
+    attr_keys: list[str],
+    attr_values: list[str],
+    resources: list[tuple[list[str], list[str], str]],
+    resource_rows: list[int],
+    events_col: list[list[dict[str, Any]]],
+    ingested_at_ns: int | None,
+) -> SpanBatch:
+    count = len(rows)
+    if count == 0:
+        return empty_batch()
+    trace_ids, span_ids, parents, starts, ends, names, kinds, statuses, messages = zip(
+        *rows, strict=True
+    )
+    ml_columns = list(zip(*ml_rows, strict=True))
+    string = pa.string()
+    start_array = pa.array(starts, pa.int64())
+    end_array = pa.array(ends, pa.int64())
+    durations = pc.max_element_wise(pc.subtract(end_array, start_array), 0)
+    resource_take = pa.array(resource_rows, pa.int32())
+    resource_offsets = [0]
+    resource_keys: list[str] = []
+    resource_values: list[str] = []
+    for keys, values, _ in resources:
+        resource_keys += keys
+        resource_values += values
+        resource_offsets.append(len(resource_keys))
+    services = _array([service for _, _, service in resources], string).take(resource_take)
     now_us = (ingested_at_ns if ingested_at_ns is not None else time.time_ns()) // 1000
     schema = SPAN_SCHEMA
     arrays = [
-        pa.array(trace_ids, pa.string()),
-        pa.array(span_ids, pa.string()),
-        pa.array(parents, pa.string()),
-        pa.array(starts, pa.timestamp("ns")),
-        pa.array(ends, pa.timestamp("ns")),
-        pa.array(durations, pa.int64()),
-        pa.array(services, pa.string()),
-        pa.array(names, pa.string()),
-        pa.array(kinds, pa.string()),
-        pa.array(statuses, pa.string()),
-        pa.array(messages, pa.string()),
+        pa.array(_hex_ids(trace_ids, 16), string),
+        pa.array(_hex_ids(span_ids, 8), string),
+        pa.array(_hex_parent_ids(parents), string),
+        start_array.cast(pa.timestamp("ns")),
+        end_array.cast(pa.timestamp("ns")),
+        durations,
+        services,
+        _array(names, string),
+        pa.array(kinds, string),
+        pa.array(statuses, string),
+        _array(messages, string),
         *(
-            pa.array(column, schema.field(name).type)
+            _array(column, schema.field(name).type)
             for column, name in zip(ml_columns, _ML_NAMES, strict=True)
         ),
         _map_array(attr_offsets, attr_keys, attr_values),
-        _map_array(res_offsets, res_keys, res_values),
-        pa.array(events_col, schema.field("events").type),
-        pa.array([now_us] * count, pa.timestamp("us")),
+        _map_array(resource_offsets, resource_keys, resource_values).take(resource_take),
+        _array(events_col, schema.field("events").type),
+        pa.repeat(pa.scalar(now_us, pa.timestamp("us")), count),
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def to_pylist(batch: SpanBatch) -> list[dict[str, Any]]:
     """Rows as dicts with maps as plain dicts (handy in tests and notebooks)."""
-    rows = batch.to_pylist()
+    rows: list[dict[str, Any]] = batch.to_pylist()
     for row in rows:
         row["attributes"] = dict(row["attributes"])
         row["resource"] = dict(row["resource"])

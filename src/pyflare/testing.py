@@ -148,7 +148,6 @@ def capture_spans(
     )
     memory = InMemorySpanExporter()
     exporter: SpanExporter = memory
-    masker = None
     if pii is not False:
         from pyflare.exporters.masking import MaskingSpanExporter
         from pyflare.tracing.masking import PIIConfig, PIIMasker
@@ -162,14 +161,12 @@ def capture_spans(
         STATE.capture_inputs,
         STATE.capture_outputs,
         STATE.max_chars,
-        STATE.masker,
         STATE.clock,
     )
     STATE.tracer = provider.get_tracer(INSTRUMENTATION_NAME)
     STATE.capture_inputs = capture in ("all", "inputs")
     STATE.capture_outputs = capture == "all"
     STATE.max_chars = max_chars
-    STATE.masker = masker
     STATE.clock = clock if clock is not None else TestClock()
     try:
         yield CapturedSpans(provider, memory)
@@ -179,7 +176,6 @@ def capture_spans(
             STATE.capture_inputs,
             STATE.capture_outputs,
             STATE.max_chars,
-            STATE.masker,
             STATE.clock,
         ) = saved
         provider.shutdown()

@@ -58,8 +58,16 @@ class BatchExportProcessor(SpanProcessor):
         interval_ms: int = 500,
         export_timeout_ms: int = 30000,
         name: str = "pyflare-export",
+        log_failures: bool = True,
     ) -> None:
+        """Start the export thread.
+
+        ``log_failures=False`` is for exporters that log their own failures
+        (PyFlare's store exporter, OTLP): a FAILURE result is then counted
+        without a second warning. An exporter raising is always logged (once).
+        """
         self.exporter = exporter
+        self.log_failures = log_failures
         self.max_queue_size = max_queue_size
         self.batch_size = min(batch_size, max_queue_size)
         self.interval = interval_ms / 1000
@@ -75,22 +83,31 @@ class BatchExportProcessor(SpanProcessor):
         self._dropped_full = 0
         self._dropped_failed = 0
         self._export_lock = threading.Lock()
-        self._drop_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._start_worker()
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: (p := ref()) and p._after_fork())
+
+            def after_fork_in_child() -> None:
+                processor = ref()
+                if processor is not None:
+                    processor._after_fork()
+
+            os.register_at_fork(after_in_child=after_fork_in_child)
 
     def _start_worker(self) -> None:
         self._worker = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._worker.start()
 
     def _after_fork(self) -> None:
-        # The child has the parent's queue but no worker thread: start afresh.
+        # The child has the parent's queue but no worker thread, and locks that a
+        # parent thread may have held at the fork: start afresh. The queued spans
+        # are the parent's to export.
         self._queue.clear()
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._export_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._in_flight = 0
         if not self._shut_down:
             self._start_worker()
@@ -108,7 +125,7 @@ class BatchExportProcessor(SpanProcessor):
             return
         queue = self._queue
         if len(queue) >= self.max_queue_size:
-            with self._drop_lock:
+            with self._count_lock:
                 self._dropped_full += 1
             warn_once(
                 f"queue-full-{id(self)}",
@@ -141,14 +158,28 @@ class BatchExportProcessor(SpanProcessor):
         return True
 
     def shutdown(self) -> None:
+        """Export what is queued (within the export timeout), then shut the exporter down."""
         if self._shut_down:
             return
         self._stopping = True
         self._wake.set()
-        self._worker.join(timeout=self.export_timeout_ms / 1000 + 5)
-        # Whatever the worker did not get to (it died, or the join timed out).
-        self._export_all(time.monotonic() + self.export_timeout_ms / 1000)
+        timeout = self.export_timeout_ms / 1000
+        self._worker.join(timeout=timeout + 1)
+        # Whatever the worker did not get to because it died. If it is still alive,
+        # an export is stuck holding the export lock: give up rather than hang the
+        # host's exit a second time.
+        stuck = self._worker.is_alive()
+        self._export_all(time.monotonic() + (0.0 if stuck else timeout))
         self._shut_down = True
+        left = len(self._queue)
+        if left:
+            self._queue.clear()
+            with self._count_lock:
+                self._dropped_failed += left
+            logger.warning(
+                "PyFlare shut down with %d spans it could not export in time; they were dropped",
+                left,
+            )
         try:
             self.exporter.shutdown()
         except Exception as exc:
@@ -178,7 +209,14 @@ class BatchExportProcessor(SpanProcessor):
         return [popleft() for _ in range(count)]
 
     def _export_all(self, deadline: float | None) -> None:
-        with self._export_lock:
+        """Export until the queue is empty or the deadline (monotonic seconds) passed."""
+        if deadline is None:
+            acquired = self._export_lock.acquire()
+        else:
+            acquired = self._export_lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        if not acquired:
+            return  # another thread is exporting (possibly stuck)
+        try:
             while self._queue:
                 if deadline is not None and time.monotonic() > deadline:
                     return
@@ -191,30 +229,38 @@ class BatchExportProcessor(SpanProcessor):
                     with self._idle:
                         self._in_flight = 0
                         self._idle.notify_all()
+        finally:
+            self._export_lock.release()
         with self._idle:
             self._idle.notify_all()
 
     def _export(self, batch: list[ReadableSpan]) -> None:
         # Exporting must not create spans of its own (an HTTP client, a DB driver).
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        raised = False
         try:
             result = self.exporter.export(batch)
         except Exception as exc:
+            raised = True
             result = SpanExportResult.FAILURE
             warn_once(
-                f"export-raised-{type(exc).__name__}",
-                "PyFlare's exporter raised %r; the spans of that batch were dropped and counted",
+                f"export-raised-{id(self)}-{type(exc).__name__}",
+                "PyFlare's exporter raised %r; the spans of that batch were dropped and counted "
+                "(see pyflare.stats(); further failures are not logged)",
                 exc,
             )
         finally:
             detach(token)
-        if result is SpanExportResult.SUCCESS:
-            self._exported += len(batch)
-        else:
+        with self._count_lock:
+            if result is SpanExportResult.SUCCESS:
+                self._exported += len(batch)
+                return
             self._dropped_failed += len(batch)
+        if not raised:
             warn_once(
                 f"export-failed-{id(self)}",
                 "PyFlare could not export %d spans (more failures are counted, not logged; see "
                 "pyflare.stats())",
                 len(batch),
+                level=logging.WARNING if self.log_failures else logging.DEBUG,
             )

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from pyflare._runtime import warn_once
-from pyflare.errors import PyFlareError
+from pyflare.errors import PyFlareError, StoreError
 
 if TYPE_CHECKING:
     from pyflare.store.base import SpanStore
@@ -55,13 +55,21 @@ class DuckDBSpanExporter(SpanExporter):
                 return None
             try:
                 self._store = self._open_store()
-                if self.last_error is not None:
-                    logger.info("PyFlare's store is open again; spans are being stored")
-                self.last_error = None
-            except PyFlareError as exc:
-                self.last_error = exc
+            except Exception as exc:  # whatever happens, the host keeps running
+                error = exc if isinstance(exc, PyFlareError) else StoreError(repr(exc))
+                self.last_error = error
                 self._next_open = time.monotonic() + RETRY_OPEN_SECONDS
-                warn_once(f"store-open-{type(exc).__name__}", "PyFlare cannot store spans: %s", exc)
+                warn_once(
+                    f"store-open-{type(error).__name__}",
+                    "PyFlare cannot store spans: %s (spans are dropped and counted, see "
+                    "pyflare.stats(); PyFlare tries again every %g s)",
+                    error,
+                    RETRY_OPEN_SECONDS,
+                )
+                return None
+            if self.last_error is not None:
+                logger.info("PyFlare's store is open again; spans are being stored")
+            self.last_error = None
             return self._store
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -72,10 +80,17 @@ class DuckDBSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         try:
             store.write(from_readable_spans(spans))
-        except PyFlareError as exc:
-            self.last_error = exc
-            warn_once(f"store-write-{type(exc).__name__}", "PyFlare could not store spans: %s", exc)
+        except Exception as exc:
+            error = exc if isinstance(exc, PyFlareError) else StoreError(repr(exc))
+            self.last_error = error
+            warn_once(
+                f"store-write-{type(error).__name__}",
+                "PyFlare could not store spans: %s (failed spans are dropped and counted, see "
+                "pyflare.stats(); further failures are not logged)",
+                error,
+            )
             return SpanExportResult.FAILURE
+        self.last_error = None
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -83,7 +98,10 @@ class DuckDBSpanExporter(SpanExporter):
             self._closed = True
             store, self._store = self._store, None
         if store is not None:
-            store.close()
+            try:
+                store.close()
+            except Exception as exc:
+                logger.warning("PyFlare could not close its store: %r", exc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from pyflare._runtime import warn_once
+
 __all__ = ["FanOutSpanExporter"]
 
 logger = logging.getLogger(__name__)
@@ -25,13 +27,23 @@ class FanOutSpanExporter(SpanExporter):
             try:
                 ok = exporter.export(spans) is SpanExportResult.SUCCESS and ok
             except Exception as exc:
-                logger.warning("PyFlare exporter %r raised %r", exporter, exc)
+                warn_once(
+                    f"fanout-raised-{type(exporter).__name__}-{type(exc).__name__}",
+                    "PyFlare exporter %r raised %r (further failures are counted, not logged)",
+                    exporter,
+                    exc,
+                )
                 ok = False
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
+        # Every exporter gets shut down (closing the store), even if one before it fails.
         for exporter in self.exporters:
-            exporter.shutdown()
+            try:
+                exporter.shutdown()
+            except Exception as exc:
+                logger.warning("PyFlare exporter %r failed to shut down: %r", exporter, exc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return all(exporter.force_flush(timeout_millis) for exporter in self.exporters)
+        results = [exporter.force_flush(timeout_millis) for exporter in self.exporters]
+        return all(results)

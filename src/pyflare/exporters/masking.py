@@ -1,24 +1,33 @@
-"""Mask PII in what other instrumentations recorded, before it leaves the process.
+"""Mask PII in span content before it leaves the process.
 
-PyFlare's own previews are masked when captured. Spans from other OTel
-instrumentations (OpenAI, LangChain, OpenInference…) carry prompts and
-completions in their own attributes; this exporter wrapper masks those
-content attributes (and any attribute named in ``field_actions``) on the way
-to the store or the OTLP endpoint.
+Content is PyFlare's own input/output previews (masked as the fields
+``"input"`` and ``"output"``) and what other OTel instrumentations (OpenAI,
+LangChain, OpenInference…) record as prompts and completions in their own
+attributes (masked with the attribute key as the field). Any attribute named
+in ``PIIConfig.field_actions`` is masked too. It runs in the export thread, on
+the way to the store or the OTLP endpoint, so instrumented calls don't pay
+for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from pyflare import semconv as sc
+from pyflare._runtime import warn_once
 from pyflare.tracing.masking import PIIMasker
 
-__all__ = ["CONTENT_ATTRIBUTES", "CONTENT_PREFIXES", "MaskingSpanExporter"]
+__all__ = [
+    "CONTENT_ATTRIBUTES",
+    "CONTENT_PREFIXES",
+    "MASKING_FAILED",
+    "PREVIEW_FIELDS",
+    "MaskingSpanExporter",
+]
 
 #: Attributes whose values are content (prompts, completions, tool payloads).
 CONTENT_ATTRIBUTES = frozenset(
@@ -45,46 +54,84 @@ CONTENT_PREFIXES = (
     "retrieval.documents.",
     "embedding.embeddings.",
 )
-# PyFlare's own previews were masked at capture time.
-_ALREADY_MASKED = frozenset({sc.INPUT_PREVIEW, sc.OUTPUT_PREVIEW})
+#: PyFlare's previews and the field names their actions are configured under.
+PREVIEW_FIELDS = {sc.INPUT_PREVIEW: "input", sc.OUTPUT_PREVIEW: "output"}
+# What a value becomes when masking it failed: content is never let through unmasked.
+MASKING_FAILED = "[PII masking failed]"
 
 
 class MaskingSpanExporter(SpanExporter):
-    """Wraps an exporter; spans with content attributes are masked first."""
+    """Wraps an exporter; spans with content attributes are masked first.
+
+    Besides the content attributes, every attribute key named in the masker's
+    ``PIIConfig.field_actions`` is masked (with that field's action).
+    """
 
     def __init__(self, exporter: SpanExporter, masker: PIIMasker) -> None:
         self.exporter = exporter
         self.masker = masker
-        self._fields = frozenset(masker.config.field_actions) - _ALREADY_MASKED
+        self._fields = frozenset(masker.config.field_actions)
 
     def _needs_mask(self, key: str) -> bool:
-        if key in _ALREADY_MASKED:
-            return False
-        return key in CONTENT_ATTRIBUTES or key in self._fields or key.startswith(CONTENT_PREFIXES)
+        return (
+            key in PREVIEW_FIELDS
+            or key in CONTENT_ATTRIBUTES
+            or key in self._fields
+            or key.startswith(CONTENT_PREFIXES)
+        )
 
-    def _mask(self, span: ReadableSpan) -> ReadableSpan:
-        attributes = span.attributes
+    def _mask_value(self, key: str, value: Any) -> Any:
+        field = PREVIEW_FIELDS.get(key, key)
+        try:
+            if isinstance(value, str):
+                return self.masker.mask(value, field=field)
+            if isinstance(value, tuple | list):
+                return tuple(
+                    self.masker.mask(v, field=field) if isinstance(v, str) else v for v in value
+                )
+        except Exception as exc:
+            warn_once(
+                f"masking-failed-{type(exc).__name__}",
+                "PyFlare could not mask the span attribute %r (%r); its value was replaced",
+                key,
+                exc,
+            )
+            return MASKING_FAILED
+        return value
+
+    def _masked(self, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """A masked copy of ``attributes``, or None when nothing in them needs masking."""
         if not attributes:
-            return span
+            return None
         keys = [k for k in attributes if self._needs_mask(k)]
         if not keys:
-            return span
-        masked: dict[str, Any] = dict(attributes)
+            return None
+        masked = dict(attributes)
         for key in keys:
-            value = masked[key]
-            if isinstance(value, str):
-                masked[key] = self.masker.mask(value, field=key)
-            elif isinstance(value, tuple | list):
-                masked[key] = tuple(
-                    self.masker.mask(v, field=key) if isinstance(v, str) else v for v in value
-                )
+            masked[key] = self._mask_value(key, masked[key])
+        return masked
+
+    def _mask(self, span: ReadableSpan) -> ReadableSpan:
+        attributes = self._masked(span.attributes)
+        events = span.events
+        masked_events = [self._masked(event.attributes) for event in events]
+        if attributes is None and all(e is None for e in masked_events):
+            return span
+        if any(e is not None for e in masked_events):
+            # Older GenAI instrumentations put prompts and completions on events.
+            events = tuple(
+                event
+                if new is None
+                else Event(event.name, attributes=new, timestamp=event.timestamp)
+                for event, new in zip(events, masked_events, strict=True)
+            )
         return ReadableSpan(
             name=span.name,
             context=span.context,
             parent=span.parent,
             resource=span.resource,
-            attributes=masked,
-            events=span.events,
+            attributes=span.attributes if attributes is None else attributes,
+            events=events,
             links=span.links,
             kind=span.kind,
             status=span.status,

@@ -33,8 +33,10 @@ class TraceQuery:
     """Filters for listing traces. Times are UTC nanoseconds since the epoch.
 
     A trace matches when any of its spans matches the span-level filters
-    (model, attribute, text) and its summary matches the trace-level ones
-    (service and operation of the root, status, duration, time range).
+    (model, attribute, text in a preview, any case) and its summary matches the
+    trace-level ones: the root's service, the trace's status (error when any
+    span errored), its duration, and its start (earliest span) in
+    ``[since_ns, until_ns)``. A matching trace is summarised from all its spans.
     """
 
     service: str | None = None
@@ -56,8 +58,10 @@ class SpanStore(Protocol):
     def write(self, batch: pa.Table) -> int:
         """Store a batch of canonical rows; durable when it returns.
 
-        Idempotent: writing a span (same trace_id and span_id) again never shows
-        as a duplicate in query results. Returns the number of new rows.
+        Idempotent: writing a span (same trace_id and span_id) again, in a later
+        batch or twice in one, never shows as a duplicate in query results.
+        Returns the number of new rows. Raises ``StoreError`` for a batch without
+        the canonical schema (the store stays usable) or a closed store.
         """
         ...
 
@@ -66,7 +70,10 @@ class SpanStore(Protocol):
 
         Columns: trace_id, start_time, end_time, duration_ns, service_name,
         operation_name, status_code, span_count, error_count, model_id,
-        input_tokens, output_tokens, total_tokens, cost_micros.
+        input_tokens, output_tokens, total_tokens, cost_micros. Service, operation
+        and (unless a span errored) status are the root's, or the earliest span's
+        when the root is missing; token and cost sums skip NULLs and are NULL when
+        no span knows them.
         """
         ...
 
@@ -75,7 +82,11 @@ class SpanStore(Protocol):
         ...
 
     def spans(self, trace_id: str) -> pa.Table:
-        """The canonical rows of one trace in tree order, plus a ``depth`` column."""
+        """The canonical rows of one trace in tree order, plus a ``depth`` column.
+
+        Parents come before their children, siblings by start time; spans whose
+        parent is missing are roots. An unknown trace gives an empty table.
+        """
         ...
 
     def sql(
@@ -85,7 +96,7 @@ class SpanStore(Protocol):
         *,
         max_rows: int = MAX_SQL_ROWS,
     ) -> pa.Table:
-        """Run one read-only SELECT over PyFlare's tables."""
+        """Run one read-only SELECT over PyFlare's tables (``QueryError`` otherwise)."""
         ...
 
     def close(self) -> None:

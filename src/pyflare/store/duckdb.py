@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pyflare.errors import QueryError, StoreError, StoreLockedError
 from pyflare.records import SPAN_SCHEMA
@@ -51,24 +52,45 @@ _SUMMARY_COLUMNS = """
     CAST(sum(total_tokens) AS BIGINT) AS total_tokens,
     CAST(sum(cost_micros) AS BIGINT) AS cost_micros
 """
+# The WAL size at which DuckDB checkpoints. Each checkpoint rewrites the table's
+# last, partly filled row group, so at the default (16 MiB) a busy exporter spends
+# more time checkpointing than inserting; 64 MiB halves that for little memory.
+_CHECKPOINT_THRESHOLD = "64MiB"
+# Rows per row group (DuckDB's default is 122,880). Smaller groups make each
+# checkpoint's rewrite of the last one cheap and prune time ranges more finely.
+_ROW_GROUP_ROWS = 16_384
+_CATALOG = "pyflare"
+# An Arrow scan runs one thread per record batch: split writes so both cores work.
+_SCAN_CHUNK_ROWS = 4096
+_BATCH_VIEW = "_pyflare_batch"
+_REQUIRED_COLUMNS = tuple(field.name for field in SPAN_SCHEMA if not field.nullable)
 
 
 def parse_store_url(url: str) -> str:
-    """The DuckDB database path of a ``duckdb:///path`` URL (``:memory:`` allowed)."""
-    if not url.startswith("duckdb://"):
+    """The DuckDB database path of a ``duckdb:///path`` URL (``:memory:`` allowed).
+
+    ``duckdb:///rel/file.duckdb`` is relative to the working directory,
+    ``duckdb:////abs/file.duckdb`` absolute, ``duckdb:///:memory:`` in memory.
+    """
+    if not isinstance(url, str) or not url.startswith("duckdb://"):
         raise StoreError(f"not a DuckDB store URL: {url!r}; expected duckdb:///path/to/file.duckdb")
     path = url[len("duckdb://") :]
-    if path.startswith("/") and not path.startswith("//"):
-        # duckdb:///rel/path -> "rel/path"; duckdb:////abs/path -> "/abs/path"
-        path = path[1:]
-    elif path.startswith("//"):
+    # One leading slash separates the (empty) host from the path:
+    # duckdb:///rel/path -> "rel/path"; duckdb:////abs/path -> "/abs/path".
+    if path.startswith("/"):
         path = path[1:]
     if not path:
         raise StoreError(f"store URL {url!r} names no file; expected duckdb:///path/to/file.duckdb")
+    if path.endswith("/"):
+        raise StoreError(
+            f"store URL {url!r} names a directory; expected duckdb:///path/to/file.duckdb"
+        )
     return path
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> list[Any]:
+def _run(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> list[Any]:
     """Execute and drain the result (DuckDB wants results finished before the next call)."""
     rows: list[Any] = con.execute(sql, params).fetchall()
     return rows
@@ -80,39 +102,88 @@ def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
     return table
 
 
+def _first_of_each_span(batch: pa.Table) -> pa.Table:
+    """``batch`` without repeated (trace_id, span_id) pairs, keeping the first."""
+    # Span ids are random 64-bit numbers: when they are all distinct, so are the pairs.
+    if pc.count_distinct(batch.column("span_id")).as_py() == batch.num_rows:
+        return batch
+    numbered = batch.append_column("_row", pa.array(range(batch.num_rows), pa.int64()))
+    first = numbered.group_by(["trace_id", "span_id"], use_threads=False).aggregate(
+        [("_row", "min")]
+    )
+    if first.num_rows == batch.num_rows:
+        return batch
+    keep = first.column("_row_min")
+    return batch.take(keep.take(pc.sort_indices(keep)))
+
+
 class DuckDBSpanStore:
     """:class:`~pyflare.store.base.SpanStore` on a DuckDB file (or ``:memory:``)."""
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, read_only: bool = False) -> None:
-        self.path = str(path)
+    def __init__(
+        self, path: str | os.PathLike[str] = ":memory:", *, read_only: bool = False
+    ) -> None:
+        self.path = os.fspath(path)
         self._lock = threading.RLock()
         self._closed = False
-        if self.path != ":memory:":
+        if self.path != ":memory:" and not read_only:
             directory = Path(self.path).expanduser().resolve().parent
             try:
                 directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(
-                    f"cannot create the store directory {directory}: {exc.strerror or exc}; "
-                    "choose a writable location with store='duckdb:///path/to/file.duckdb' "
-                    "or PYFLARE_STORE"
+                    f"cannot create the store directory {directory} for {self.path}: "
+                    f"{exc.strerror or exc}; choose a writable location with "
+                    "store='duckdb:///path/to/file.duckdb' or PYFLARE_STORE"
                 ) from exc
-        # External access (files, URLs, extensions) is off: the store only ever
-        # reads its own tables, so SQL typed by a user can't reach the disk or network.
-        config = {"enable_external_access": False, "autoinstall_known_extensions": False,
-                  "autoload_known_extensions": False}
         try:
-            self._con = duckdb.connect(self.path, read_only=read_only, config=config)
+            self._con = self._connect(read_only)
         except duckdb.IOException as exc:
             raise self._translate_open_error(exc) from exc
         except duckdb.Error as exc:
+            if "already attached" in str(exc) or "different configuration" in str(exc):
+                raise StoreError(
+                    f"the store {self.path} is already open in this process; use the store "
+                    "object that opened it (pyflare.traces() and pyflare.sql() do)"
+                ) from exc
             raise StoreError(f"cannot open the DuckDB store {self.path}: {exc}") from exc
-        if not read_only:
-            self._migrate()
-        else:
-            self._check_version()
+        try:
+            if read_only:
+                self._check_version()
+            else:
+                self._migrate()
+        except BaseException:
+            # Release the file: a store that failed to open must not keep it locked.
+            self._closed = True
+            self._con.close()
+            raise
 
     # -- opening -------------------------------------------------------------
+
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "checkpoint_threshold": _CHECKPOINT_THRESHOLD,
+        }
+        if self.path == ":memory:":
+            config["enable_external_access"] = False
+            return duckdb.connect(self.path, read_only=read_only, config=config)
+        # The file is attached (rather than opened by connect()) to set its row group size.
+        con = duckdb.connect(":memory:", config=config)
+        try:
+            literal = "'" + str(Path(self.path).expanduser()).replace("'", "''") + "'"
+            options = f"ROW_GROUP_SIZE {_ROW_GROUP_ROWS}" + (", READ_ONLY" if read_only else "")
+            _run(con, f"ATTACH {literal} AS {_CATALOG} ({options})")
+            _run(con, f"USE {_CATALOG}")
+            # External access (files, URLs, extensions) goes off once the store's own
+            # file is attached: the store only ever reads its own tables, so SQL typed
+            # by a user can't reach the disk or network.
+            _run(con, "SET enable_external_access = false")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def _translate_open_error(self, exc: duckdb.Error) -> StoreError:
         message = str(exc)
@@ -132,51 +203,67 @@ class DuckDBSpanStore:
         return StoreError(f"cannot open the DuckDB store {self.path}: {message}")
 
     def _migrate(self) -> None:
-        with self._lock:
-            con = self._con
-            _run(
-                con,
-                "CREATE TABLE IF NOT EXISTS pyflare_schema ("
-                " version INTEGER PRIMARY KEY, description VARCHAR NOT NULL,"
-                " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)",
+        con = self._con
+        current = self._version() if self._has_version_table() else 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path} has schema version {current}, newer than this "
+                f"PyFlare supports ({SCHEMA_VERSION}); upgrade PyFlare to open it"
             )
-            current = self._version()
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the store {self.path} has schema version {current}, newer than this "
-                    f"PyFlare supports ({SCHEMA_VERSION}); upgrade PyFlare to read it"
+        for version, description, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            _run(con, "BEGIN TRANSACTION")
+            try:
+                # Created with the first migration, so a failed one leaves no trace.
+                _run(
+                    con,
+                    "CREATE TABLE IF NOT EXISTS pyflare_schema ("
+                    " version INTEGER PRIMARY KEY, description VARCHAR NOT NULL,"
+                    " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)",
                 )
-            for version, description, statements in MIGRATIONS:
-                if version <= current:
-                    continue
-                _run(con, "BEGIN TRANSACTION")
-                try:
-                    for statement in statements:
-                        _run(con, statement)
-                    _run(
-                        con,
-                        "INSERT INTO pyflare_schema (version, description) VALUES (?, ?)",
-                        [version, description],
-                    )
-                    _run(con, "COMMIT")
-                except duckdb.Error as exc:
-                    _run(con, "ROLLBACK")
-                    raise StoreError(
-                        f"migrating the store {self.path} to schema version {version} "
-                        f"({description}) failed: {exc}"
-                    ) from exc
-                logger.debug("store %s migrated to schema version %d", self.path, version)
+                for statement in statements:
+                    _run(con, statement)
+                _run(
+                    con,
+                    "INSERT INTO pyflare_schema (version, description) VALUES (?, ?)",
+                    [version, description],
+                )
+                _run(con, "COMMIT")
+            except duckdb.Error as exc:
+                _run(con, "ROLLBACK")
+                raise StoreError(
+                    f"migrating the store {self.path} to schema version {version} "
+                    f"({description}) failed: {exc}"
+                ) from exc
+            logger.debug("store %s migrated to schema version %d", self.path, version)
+
+    def _has_version_table(self) -> bool:
+        rows = _run(
+            self._con,
+            "SELECT count(*) FROM duckdb_tables() "
+            "WHERE table_name = 'pyflare_schema' AND database_name = current_database()"
+            " AND schema_name = 'main'",
+        )
+        return bool(rows[0][0])
 
     def _version(self) -> int:
         rows = _run(self._con, "SELECT coalesce(max(version), 0) FROM pyflare_schema")
         return int(rows[0][0]) if rows else 0
 
     def _check_version(self) -> None:
-        try:
-            version = self._version()
-        except duckdb.CatalogException as exc:
-            raise StoreError(f"{self.path} is not a PyFlare store (no schema table)") from exc
-        if version != SCHEMA_VERSION:
+        if not self._has_version_table():
+            raise StoreError(
+                f"{self.path} is a DuckDB database but not a PyFlare store (it has no "
+                "pyflare_schema table); point PyFlare at the file its exporter writes"
+            )
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path} has schema version {version}, newer than this "
+                f"PyFlare supports ({SCHEMA_VERSION}); upgrade PyFlare to read it"
+            )
+        if version < SCHEMA_VERSION:
             raise StoreError(
                 f"the store {self.path} has schema version {version}; this PyFlare expects "
                 f"{SCHEMA_VERSION}. Open it once read-write to migrate."
@@ -195,42 +282,57 @@ class DuckDBSpanStore:
     # -- writing -------------------------------------------------------------
 
     def write(self, batch: pa.Table) -> int:
-        if batch.num_rows == 0:
-            return 0
+        if not isinstance(batch, pa.Table | pa.RecordBatch):
+            raise StoreError(
+                f"a batch must be a pyarrow Table with the canonical span schema, "
+                f"got {type(batch).__name__}"
+            )
+        if isinstance(batch, pa.RecordBatch):
+            batch = pa.Table.from_batches([batch])
         if batch.schema != SPAN_SCHEMA:
             try:
                 batch = batch.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)
-            except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+            except (KeyError, pa.ArrowException, ValueError, TypeError) as exc:
                 raise StoreError(f"batch does not have the canonical span schema: {exc}") from exc
+        missing = [n for n in _REQUIRED_COLUMNS if batch.column(n).null_count]
+        if missing:
+            raise StoreError(f"batch has nulls in columns that require a value: {missing}")
         with self._lock:
             self._ensure_open()
-            con = self._con
+            if batch.num_rows == 0:
+                return 0
+            return self._insert(_first_of_each_span(batch))
+
+    def _insert(self, batch: pa.Table) -> int:
+        lo, hi = pc.min_max(batch.column("start_time").cast(pa.int64())).values()
+        # Skip spans already stored. Only rows in the batch's time range can collide;
+        # the range goes in as literals (integers from Arrow) so DuckDB prunes the
+        # row groups outside it by their min/max instead of scanning the table.
+        sql = f"""
+            INSERT INTO traces
+            SELECT * FROM {_BATCH_VIEW} AS b
+            WHERE NOT EXISTS (
+                SELECT 1 FROM traces t
+                WHERE t.start_time BETWEEN make_timestamp_ns({int(lo.as_py())})
+                                       AND make_timestamp_ns({int(hi.as_py())})
+                  AND t.trace_id = b.trace_id AND t.span_id = b.span_id
+            )
+        """
+        con = self._con
+        chunked = pa.Table.from_batches(batch.to_batches(max_chunksize=_SCAN_CHUNK_ROWS))
+        try:
+            con.register(_BATCH_VIEW, chunked)
+            inserted = _run(con, sql)
+            return int(inserted[0][0]) if inserted else 0
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"writing {batch.num_rows} spans to {self.path} failed: {exc}"
+            ) from exc
+        finally:
             try:
-                con.register("_pyflare_batch", batch)
-                # Skip spans already stored. Only rows in the batch's time range can
-                # collide, which lets DuckDB prune row groups by their min/max.
-                inserted = con.execute(
-                    """
-                    INSERT INTO traces
-                    SELECT * FROM (
-                        SELECT DISTINCT ON (trace_id, span_id) * FROM _pyflare_batch
-                    ) AS b
-                    WHERE NOT EXISTS (
-                        SELECT 1 FROM traces t
-                        WHERE t.start_time BETWEEN (SELECT min(start_time) FROM _pyflare_batch)
-                                               AND (SELECT max(start_time) FROM _pyflare_batch)
-                          AND t.trace_id = b.trace_id AND t.span_id = b.span_id
-                    )
-                    """
-                ).fetchall()
-                return int(inserted[0][0]) if inserted else 0
-            except duckdb.Error as exc:
-                raise StoreError(f"writing {batch.num_rows} spans to {self.path} failed: {exc}") from exc
-            finally:
-                try:
-                    con.unregister("_pyflare_batch")
-                except duckdb.Error:
-                    logger.debug("unregistering the write batch failed", exc_info=True)
+                con.unregister(_BATCH_VIEW)
+            except duckdb.Error:
+                logger.debug("unregistering the write batch failed", exc_info=True)
 
     # -- reading -------------------------------------------------------------
 
@@ -245,31 +347,38 @@ class DuckDBSpanStore:
     def _where(self, query: TraceQuery) -> tuple[str, str, list[Any]]:
         """Span-level WHERE and trace-level HAVING clauses for ``query``."""
         where: list[str] = []
+        where_params: list[Any] = []
         having: list[str] = []
-        params: list[Any] = []
+        having_params: list[Any] = []
+        bounds: list[str] = []
+        bound_params: list[Any] = []
         if query.since_ns is not None:
-            where.append("start_time >= make_timestamp_ns(?)")
-            params.append(query.since_ns)
+            bounds.append("start_time >= make_timestamp_ns(?)")
+            bound_params.append(int(query.since_ns))
         if query.until_ns is not None:
-            where.append("start_time < make_timestamp_ns(?)")
-            params.append(query.until_ns)
-        span_filters: list[str] = []
-        span_params: list[Any] = []
+            bounds.append("start_time < make_timestamp_ns(?)")
+            bound_params.append(int(query.until_ns))
+        if bounds:
+            # The time range applies to the trace's start: take the traces with a span
+            # in range, then keep those whose earliest span is in range, with all their
+            # spans (a child may start after `until`, the root before `since`).
+            in_range = " AND ".join(bounds)
+            where.append(f"trace_id IN (SELECT trace_id FROM traces WHERE {in_range})")
+            where_params += bound_params
+            having.append(in_range.replace("start_time", "min(start_time)"))
+            having_params += bound_params
         if query.model_id is not None:
-            span_filters.append("model_id = ?")
-            span_params.append(query.model_id)
+            having.append("bool_or(model_id = ?)")
+            having_params.append(query.model_id)
         for key, value in query.attributes.items():
-            span_filters.append("attributes[?] = ?")
-            span_params.extend([key, value])
+            having.append("bool_or(attributes[?] = ?)")
+            having_params += [key, value]
         if query.text:
-            span_filters.append(
-                "(contains(lower(coalesce(input_preview, '')), lower(?))"
+            having.append(
+                "bool_or(contains(lower(coalesce(input_preview, '')), lower(?))"
                 " OR contains(lower(coalesce(output_preview, '')), lower(?)))"
             )
-            span_params.extend([query.text, query.text])
-        for condition in span_filters:
-            having.append(f"bool_or({condition})")
-        having_params = span_params
+            having_params += [query.text, query.text]
         if query.service is not None:
             having.append(
                 "coalesce(arg_min(service_name, start_time) FILTER (WHERE parent_span_id IS NULL),"
@@ -285,12 +394,16 @@ class DuckDBSpanStore:
             having_params.append(query.status)
         if query.min_duration_ns is not None:
             having.append("epoch_ns(max(end_time)) - epoch_ns(min(start_time)) >= ?")
-            having_params.append(query.min_duration_ns)
+            having_params.append(int(query.min_duration_ns))
         where_sql = ("WHERE " + " AND ".join(where)) if where else ""
         having_sql = ("HAVING " + " AND ".join(having)) if having else ""
-        return where_sql, having_sql, params + having_params
+        return where_sql, having_sql, where_params + having_params
 
     def traces(self, query: TraceQuery) -> pa.Table:
+        if query.limit < 0 or query.offset < 0:
+            raise QueryError(
+                f"limit and offset must not be negative, got {query.limit} and {query.offset}"
+            )
         where_sql, having_sql, params = self._where(query)
         sql = (
             f"SELECT {_SUMMARY_COLUMNS} FROM traces {where_sql} GROUP BY trace_id {having_sql} "
@@ -323,7 +436,10 @@ class DuckDBSpanStore:
         from pyflare.store.sqlguard import guard_select
 
         guarded = guard_select(
-            query, allowed_tables=PYFLARE_TABLES, read_dialect="duckdb", write_dialect="duckdb",
+            query,
+            allowed_tables=PYFLARE_TABLES,
+            read_dialect="duckdb",
+            write_dialect="duckdb",
             max_rows=max_rows,
         )
         return self._query(guarded.sql, params)

@@ -15,33 +15,43 @@ def _order(
     """Depth-first order (parent before children, siblings by start time).
 
     Spans whose parent is not in the trace (lost, or not yet arrived) are
-    treated as roots, so every span appears exactly once.
+    treated as roots, so every span appears exactly once. In bad data where
+    parents form a cycle, no span of the cycle is a root: the earliest one
+    becomes a root after the others, so its subtree keeps its shape.
     """
+
+    def by_start(index: int) -> tuple[int, str]:
+        return starts[index], span_ids[index]
+
     known = set(span_ids)
     children: dict[str | None, list[int]] = {}
     for index, parent in enumerate(parent_ids):
         key = parent if parent in known else None
         children.setdefault(key, []).append(index)
     for siblings in children.values():
-        siblings.sort(key=lambda i: (starts[i], span_ids[i]))
+        siblings.sort(key=by_start)
     order: list[int] = []
     depths: list[int] = []
-    stack = [(i, 0) for i in reversed(children.get(None, []))]
-    seen: set[int] = set()
-    while stack:
-        index, depth = stack.pop()
-        if index in seen:  # a cycle in bad data must not loop forever
-            continue
-        seen.add(index)
-        order.append(index)
-        depths.append(depth)
-        for child in reversed(children.get(span_ids[index], [])):
-            stack.append((child, depth + 1))
-    # Members of a parent cycle have no root; append them so nothing is lost.
-    for index in range(len(span_ids)):
-        if index not in seen:
+    seen = [False] * len(span_ids)
+
+    def walk(roots: list[int]) -> None:
+        stack = [(index, 0) for index in reversed(roots)]
+        while stack:
+            index, depth = stack.pop()
+            if seen[index]:  # a cycle, or a span id repeated in bad data
+                continue
+            seen[index] = True
             order.append(index)
-            depths.append(0)
+            depths.append(depth)
+            for child in reversed(children.get(span_ids[index], ())):
+                if not seen[child]:
+                    stack.append((child, depth + 1))
+
+    walk(children.get(None, []))
+    if len(order) < len(span_ids):
+        for index in sorted(range(len(span_ids)), key=by_start):
+            if not seen[index]:
+                walk([index])
     return order, depths
 
 

@@ -62,7 +62,7 @@ import orjson
 
 from pyflare.errors import InvalidArgumentError
 
-__all__ = ["Rendered", "render", "render_arguments"]
+__all__ = ["Rendered", "render", "render_arguments", "render_preview"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,16 @@ def render(value: object, *, max_chars: int = 1000) -> Rendered:
             "rendering %s failed; falling back to its repr", _type_name(value), exc_info=True
         )
         return _render_text(_safe_repr(value), max_chars)
+
+
+def render_preview(value: object, *, max_chars: int = 1000) -> str:
+    """Only the preview of `render` (no digest): what outputs need, for less work."""
+    if type(value) is str:
+        preview = value[:max_chars]
+        if len(value) > max_chars and max_chars and _splits_pair(value, max_chars):
+            preview = preview[:-1]
+        return preview if preview.isascii() else _encodable(preview, max_chars)
+    return render(value, max_chars=max_chars).preview
 
 
 def render_arguments(arguments: Mapping[str, object], *, max_chars: int = 1000) -> Rendered:

@@ -18,6 +18,7 @@ from opentelemetry import trace as otel_trace
 from pyflare import semconv as sc
 from pyflare._runtime import STATE, warn_once
 from pyflare.errors import InvalidArgumentError
+from pyflare.tracing.capture import render_arguments, render_preview
 from pyflare.tracing.spans import SpanOptions, record_error
 
 __all__ = ["trace"]
@@ -63,34 +64,18 @@ class _Binder:
 
 
 def _capture_input(span: otel_trace.Span, binder: _Binder, args: Any, kwargs: Any) -> None:
+    # PII in previews is masked on the way out (MaskingSpanExporter), in the export
+    # thread, so the caller doesn't pay for it.
     try:
-        from pyflare.tracing.capture import render_arguments
-
         rendered = render_arguments(binder.bind(args, kwargs), max_chars=STATE.max_chars)
-        preview = rendered.preview
-        masker = STATE.masker
-        if masker is not None:
-            preview = masker.mask(preview, field="input")
-        span.set_attribute(sc.INPUT_PREVIEW, preview)
-        span.set_attribute(sc.INPUT_HASH, rendered.digest)
-        if rendered.truncated:
-            span.set_attribute(sc.INPUT_TRUNCATED, True)
+        span.set_attributes({sc.INPUT_PREVIEW: rendered.preview, sc.INPUT_HASH: rendered.digest})
     except Exception as exc:  # capture must never break the call
         warn_once("capture-input", "PyFlare could not capture a function's input: %r", exc)
 
 
 def _capture_output(span: otel_trace.Span, value: object) -> None:
     try:
-        from pyflare.tracing.capture import render
-
-        rendered = render(value, max_chars=STATE.max_chars)
-        preview = rendered.preview
-        masker = STATE.masker
-        if masker is not None:
-            preview = masker.mask(preview, field="output")
-        span.set_attribute(sc.OUTPUT_PREVIEW, preview)
-        if rendered.truncated:
-            span.set_attribute(sc.OUTPUT_TRUNCATED, True)
+        span.set_attribute(sc.OUTPUT_PREVIEW, render_preview(value, max_chars=STATE.max_chars))
     except Exception as exc:
         warn_once("capture-output", "PyFlare could not capture a function's output: %r", exc)
 
@@ -341,10 +326,12 @@ def _decorate(
         model_version=model_version,
         attributes=attributes,
     )
-    options.attributes.setdefault(sc.CODE_FUNCTION, getattr(func, "__qualname__", span_name))
+    qualname = getattr(func, "__qualname__", span_name)
     module = getattr(func, "__module__", None)
-    if isinstance(module, str):
-        options.attributes.setdefault(sc.CODE_MODULE, module)
+    # OTel's code.function.name is the fully qualified name.
+    options.attributes.setdefault(
+        sc.CODE_FUNCTION, f"{module}.{qualname}" if isinstance(module, str) else qualname
+    )
     wrapped = _wrap_function(func, span_name, options, capture)
     if method_type is not None:
         return method_type(wrapped)

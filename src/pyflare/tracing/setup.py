@@ -40,7 +40,7 @@ from pyflare.tracing import threads
 from pyflare.tracing.context import context_tags
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Link, SpanKind
+    from opentelemetry.trace import SpanKind
     from opentelemetry.util.types import Attributes
 
     from pyflare.exporters.batch import BatchExportProcessor
@@ -126,9 +126,14 @@ class PyFlareSpanProcessor(SpanProcessor):
             pipeline.processor.on_end(span)
 
     def shutdown(self) -> None:
+        # The provider is shutting down (its atexit hook, or the application's
+        # provider.shutdown()): close the pipeline, and forget it so that
+        # pyflare.stats()/traces() don't use a closed store.
         pipeline, self.pipeline = self.pipeline, None
         if pipeline is not None:
             pipeline.shutdown()
+            if STATE.pipeline is pipeline:
+                STATE.pipeline = None
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         pipeline = self.pipeline
@@ -153,9 +158,23 @@ def _masker(settings: Settings, pii: bool | PIIConfig | None) -> PIIMasker | Non
     raise ConfigError(f"pii must be True, False or a pyflare.PIIConfig, got {type(pii).__name__}")
 
 
+_DEFAULT_SERVICE_NAME = "unknown_service"
+
+
+def _service_name(settings: Settings) -> str:
+    """service.name: the setting, else one given in the resource attributes, else the default.
+
+    ``OTEL_RESOURCE_ATTRIBUTES=service.name=x`` names the service when nothing
+    more specific (argument, PYFLARE_SERVICE_NAME, OTEL_SERVICE_NAME) does.
+    """
+    if settings.service_name != _DEFAULT_SERVICE_NAME:
+        return settings.service_name
+    return settings.resource_attributes.get("service.name") or _DEFAULT_SERVICE_NAME
+
+
 def _resource(settings: Settings) -> Resource:
     attributes: dict[str, Any] = dict(settings.resource_attributes)
-    attributes["service.name"] = settings.service_name
+    attributes["service.name"] = _service_name(settings)
     if settings.environment is not None:
         attributes[sc.ENVIRONMENT] = settings.environment
     attributes.setdefault("telemetry.distro.name", "pyflare")
@@ -194,6 +213,11 @@ def _build_pipeline(settings: Settings, masker: PIIMasker | None) -> Pipeline:
         from pyflare.exporters.fanout import FanOutSpanExporter
 
         exporter = FanOutSpanExporter(exporters)
+    if not exporters:
+        logger.warning(
+            "PyFlare has nowhere to send spans: the store is 'none' and no endpoint is set; "
+            "set PYFLARE_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT) or a store"
+        )
     if masker is not None:
         from pyflare.exporters.masking import MaskingSpanExporter
 
@@ -204,6 +228,8 @@ def _build_pipeline(settings: Settings, masker: PIIMasker | None) -> Pipeline:
         batch_size=settings.export_batch_size,
         interval_ms=settings.export_interval_ms,
         export_timeout_ms=settings.export_timeout_ms,
+        # The store exporter and the OTLP exporter log their failures themselves.
+        log_failures=False,
     )
     pipeline = Pipeline(settings, processor, local)
     if local is not None:
@@ -287,7 +313,6 @@ def init(
         STATE.capture_inputs = resolved.capture in ("all", "inputs")
         STATE.capture_outputs = resolved.capture == "all"
         STATE.max_chars = resolved.capture_max_chars
-        STATE.masker = masker
         STATE.pipeline = pipeline
         if resolved.thread_context:
             threads.install()
@@ -312,12 +337,14 @@ def _choose_provider(settings: Settings, explicit: TracerProvider | None) -> Tra
         # PyFlare made this provider in an earlier init(): reuse it (OTel allows
         # one global provider per process) and apply the new sample rate.
         _sampler.set_rate(settings.sample_rate)
-        if _provider.resource.attributes.get("service.name") != settings.service_name:
+        current_name = _provider.resource.attributes.get("service.name")
+        wanted = _service_name(settings)
+        if wanted != _DEFAULT_SERVICE_NAME and current_name != wanted:
             logger.warning(
                 "PyFlare keeps service name %r for this process: OpenTelemetry's resource "
                 "can't change after the first init(); restart to use %r",
-                _provider.resource.attributes.get("service.name"),
-                settings.service_name,
+                current_name,
+                wanted,
             )
         return _provider
     current = trace.get_tracer_provider()
