@@ -630,3 +630,44 @@ print("host still running")
     assert stats["dropped"] == stats["dropped_export_failed"] >= 1000
     assert "full.duckdb" in stats["store_error"]
     assert child.stderr.count("PyFlare could not store spans") == 1, child.stderr
+
+
+def test_forked_child_never_writes_to_the_parents_store(run_python, tmp_path: Path) -> None:
+    completed = run_python(
+        """
+        import json, os
+        import pyflare
+
+        pyflare.init(service_name="parent", store="duckdb:///fork.duckdb")
+
+        @pyflare.trace
+        def work(who: str) -> str:
+            return who
+
+        work("before-fork")
+        pyflare.flush()
+        pid = os.fork()
+        if pid == 0:
+            work("child")
+            pyflare.flush()
+            stats = pyflare.stats()
+            # The child can't own the parent's file: its spans are dropped and counted.
+            ok = stats["dropped"] >= 1 and "was forked from PID" in stats.get("store_error", "")
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        work("after-fork")
+        pyflare.flush()
+        names = sorted(pyflare.sql("SELECT input_preview FROM traces").input_preview)
+        print("RESULT", json.dumps({"child_status": os.waitstatus_to_exitcode(status), "rows": names}))
+        pyflare.shutdown()
+        """
+    )
+    result = run_python.result(completed.stdout)
+    assert result["child_status"] == 0, completed.stderr
+    assert result["rows"] == ['{"who":"after-fork"}', '{"who":"before-fork"}']
+    # The parent's file is intact and holds only the parent's spans.
+    from pyflare.store.duckdb import DuckDBSpanStore
+
+    with DuckDBSpanStore(tmp_path / "fork.duckdb", read_only=True) as store:
+        rows = store.sql("SELECT input_preview FROM traces ORDER BY 1").column(0).to_pylist()
+    assert rows == ['{"who":"after-fork"}', '{"who":"before-fork"}']

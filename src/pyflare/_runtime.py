@@ -34,6 +34,7 @@ class State:
         "capture_outputs",
         "clock",
         "max_chars",
+        "preview_margin",
         "pipeline",
         "tracer",
     )
@@ -43,6 +44,8 @@ class State:
         self.capture_inputs = True
         self.capture_outputs = True
         self.max_chars = 1000
+        # Captured past max_chars when masking will cut previews to size later.
+        self.preview_margin = 0
         self.clock: Callable[[], int] = time.time_ns
         self.pipeline: Any = None
 

@@ -137,6 +137,7 @@ def capture_spans(
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from pyflare.exporters.masking import PREVIEW_MARGIN
     from pyflare.tracing.setup import PyFlareSpanProcessor
 
     if capture not in ("all", "inputs", "off"):
@@ -153,7 +154,7 @@ def capture_spans(
         from pyflare.tracing.masking import PIIConfig, PIIMasker
 
         masker = PIIMasker(pii if isinstance(pii, PIIConfig) else None)
-        exporter = MaskingSpanExporter(memory, masker)
+        exporter = MaskingSpanExporter(memory, masker, preview_chars=max_chars)
     provider.add_span_processor(PyFlareSpanProcessor())
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     saved = (
@@ -161,12 +162,14 @@ def capture_spans(
         STATE.capture_inputs,
         STATE.capture_outputs,
         STATE.max_chars,
+        STATE.preview_margin,
         STATE.clock,
     )
     STATE.tracer = provider.get_tracer(INSTRUMENTATION_NAME)
     STATE.capture_inputs = capture in ("all", "inputs")
     STATE.capture_outputs = capture == "all"
     STATE.max_chars = max_chars
+    STATE.preview_margin = PREVIEW_MARGIN if pii is not False else 0
     STATE.clock = clock if clock is not None else TestClock()
     try:
         yield CapturedSpans(provider, memory)
@@ -176,6 +179,7 @@ def capture_spans(
             STATE.capture_inputs,
             STATE.capture_outputs,
             STATE.max_chars,
+            STATE.preview_margin,
             STATE.clock,
         ) = saved
         provider.shutdown()

@@ -567,3 +567,20 @@ def test_user_exceptions_in_generators_thrown_by_consumer(pyflare_capture: Captu
     with pytest.raises(ZeroDivisionError):
         gen.throw(ZeroDivisionError())
     assert pyflare_capture.span("g").status.status_code is StatusCode.ERROR
+
+
+def test_pii_cut_by_the_preview_end_is_still_masked() -> None:
+    @pyflare.trace(name="f")
+    def f(text: str) -> str:
+        return text
+
+    text = "x" * 20 + " jane.doe@example.com and more text after it"
+    with capture_spans(max_chars=30) as captured:
+        f(text)
+    span = captured.span("f")
+    output = span.attributes[sc.OUTPUT_PREVIEW]
+    assert len(output) <= 30
+    assert "jane" not in output
+    assert output.startswith("x" * 20 + " [EMAIL]")
+    assert "jane" not in span.attributes[sc.INPUT_PREVIEW]
+    assert len(span.attributes[sc.INPUT_PREVIEW]) <= 30

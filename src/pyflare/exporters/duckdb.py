@@ -9,8 +9,10 @@ again a few seconds later: the host program keeps running either way.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,11 @@ logger = logging.getLogger(__name__)
 
 RETRY_OPEN_SECONDS = 5.0
 
+# Stores a forked child inherited from its parent. The child must neither write
+# to nor close them (closing can checkpoint into the parent's file), and letting
+# them be garbage-collected would close them: they are kept here, untouched.
+_INHERITED: list[object] = []
+
 
 class DuckDBSpanExporter(SpanExporter):
     """Writes spans as batched Arrow inserts into a :class:`SpanStore`."""
@@ -39,7 +46,25 @@ class DuckDBSpanExporter(SpanExporter):
         self._lock = threading.Lock()
         self._next_open = 0.0
         self._closed = False
+        self._forked_from: int | None = None
         self.last_error: PyFlareError | None = None
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+
+            def after_fork_in_child() -> None:
+                exporter = ref()
+                if exporter is not None:
+                    exporter._after_fork()
+
+            os.register_at_fork(after_in_child=after_fork_in_child)
+
+    def _after_fork(self) -> None:
+        # The parent still owns the file (and its lock): the child never touches it.
+        self._lock = threading.Lock()
+        if self._store is not None:
+            _INHERITED.append(self._store)
+            self._store = None
+        self._forked_from = os.getppid()
 
     @property
     def store(self) -> SpanStore | None:
@@ -51,6 +76,15 @@ class DuckDBSpanExporter(SpanExporter):
         with self._lock:
             if self._store is not None or self._closed:
                 return self._store
+            if self._forked_from is not None:
+                self.last_error = StoreError(
+                    f"this process was forked from PID {self._forked_from}, which owns the "
+                    "local store file; a forked process can't write to it. Call "
+                    "pyflare.init(store='duckdb:///worker-N.duckdb') or "
+                    "pyflare.init(endpoint=...) in the child."
+                )
+                warn_once("store-forked", "PyFlare cannot store spans: %s", self.last_error)
+                return None
             if time.monotonic() < self._next_open:
                 return None
             try:

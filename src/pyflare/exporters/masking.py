@@ -25,6 +25,7 @@ __all__ = [
     "CONTENT_ATTRIBUTES",
     "CONTENT_PREFIXES",
     "MASKING_FAILED",
+    "PREVIEW_MARGIN",
     "PREVIEW_FIELDS",
     "MaskingSpanExporter",
 ]
@@ -56,6 +57,8 @@ CONTENT_PREFIXES = (
 )
 #: PyFlare's previews and the field names their actions are configured under.
 PREVIEW_FIELDS = {sc.INPUT_PREVIEW: "input", sc.OUTPUT_PREVIEW: "output"}
+#: Extra characters captured past the preview length when masking is on.
+PREVIEW_MARGIN = 128
 # What a value becomes when masking it failed: content is never let through unmasked.
 MASKING_FAILED = "[PII masking failed]"
 
@@ -67,9 +70,14 @@ class MaskingSpanExporter(SpanExporter):
     ``PIIConfig.field_actions`` is masked (with that field's action).
     """
 
-    def __init__(self, exporter: SpanExporter, masker: PIIMasker) -> None:
+    def __init__(
+        self, exporter: SpanExporter, masker: PIIMasker, *, preview_chars: int | None = None
+    ) -> None:
         self.exporter = exporter
         self.masker = masker
+        # Previews are captured PREVIEW_MARGIN characters longer than kept, so PII cut
+        # by the preview's end is still whole when masked; they are cut to size here.
+        self.preview_chars = preview_chars
         self._fields = frozenset(masker.config.field_actions)
 
     def _needs_mask(self, key: str) -> bool:
@@ -84,7 +92,10 @@ class MaskingSpanExporter(SpanExporter):
         field = PREVIEW_FIELDS.get(key, key)
         try:
             if isinstance(value, str):
-                return self.masker.mask(value, field=field)
+                masked = self.masker.mask(value, field=field)
+                if self.preview_chars is not None and key in PREVIEW_FIELDS:
+                    masked = masked[: self.preview_chars]
+                return masked
             if isinstance(value, tuple | list):
                 return tuple(
                     self.masker.mask(v, field=field) if isinstance(v, str) else v for v in value

@@ -67,7 +67,9 @@ def _capture_input(span: otel_trace.Span, binder: _Binder, args: Any, kwargs: An
     # PII in previews is masked on the way out (MaskingSpanExporter), in the export
     # thread, so the caller doesn't pay for it.
     try:
-        rendered = render_arguments(binder.bind(args, kwargs), max_chars=STATE.max_chars)
+        rendered = render_arguments(
+            binder.bind(args, kwargs), max_chars=STATE.max_chars + STATE.preview_margin
+        )
         span.set_attributes({sc.INPUT_PREVIEW: rendered.preview, sc.INPUT_HASH: rendered.digest})
     except Exception as exc:  # capture must never break the call
         warn_once("capture-input", "PyFlare could not capture a function's input: %r", exc)
@@ -75,7 +77,8 @@ def _capture_input(span: otel_trace.Span, binder: _Binder, args: Any, kwargs: An
 
 def _capture_output(span: otel_trace.Span, value: object) -> None:
     try:
-        span.set_attribute(sc.OUTPUT_PREVIEW, render_preview(value, max_chars=STATE.max_chars))
+        limit = STATE.max_chars + STATE.preview_margin
+        span.set_attribute(sc.OUTPUT_PREVIEW, render_preview(value, max_chars=limit))
     except Exception as exc:
         warn_once("capture-output", "PyFlare could not capture a function's output: %r", exc)
 

@@ -36,6 +36,7 @@ from pyflare._runtime import INSTRUMENTATION_NAME, STATE
 from pyflare._version import __version__
 from pyflare.config import Settings, load_settings
 from pyflare.errors import ConfigError
+from pyflare.exporters.masking import PREVIEW_MARGIN
 from pyflare.tracing import threads
 from pyflare.tracing.context import context_tags
 
@@ -221,7 +222,7 @@ def _build_pipeline(settings: Settings, masker: PIIMasker | None) -> Pipeline:
     if masker is not None:
         from pyflare.exporters.masking import MaskingSpanExporter
 
-        exporter = MaskingSpanExporter(exporter, masker)
+        exporter = MaskingSpanExporter(exporter, masker, preview_chars=settings.capture_max_chars)
     processor = BatchExportProcessor(
         exporter,
         max_queue_size=settings.max_queue_size,
@@ -313,6 +314,7 @@ def init(
         STATE.capture_inputs = resolved.capture in ("all", "inputs")
         STATE.capture_outputs = resolved.capture == "all"
         STATE.max_chars = resolved.capture_max_chars
+        STATE.preview_margin = PREVIEW_MARGIN if masker is not None else 0
         STATE.pipeline = pipeline
         if resolved.thread_context:
             threads.install()
