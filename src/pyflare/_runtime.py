@@ -34,8 +34,8 @@ class State:
         "capture_outputs",
         "clock",
         "max_chars",
-        "preview_margin",
         "pipeline",
+        "preview_margin",
         "tracer",
     )
 

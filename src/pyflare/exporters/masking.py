@@ -25,8 +25,8 @@ __all__ = [
     "CONTENT_ATTRIBUTES",
     "CONTENT_PREFIXES",
     "MASKING_FAILED",
-    "PREVIEW_MARGIN",
     "PREVIEW_FIELDS",
+    "PREVIEW_MARGIN",
     "MaskingSpanExporter",
 ]
 
