@@ -374,7 +374,6 @@ def _make_spans(count: int) -> list[Any]:
                             sc.INPUT_TOKENS: 812 + child,
                             sc.OUTPUT_TOKENS: 96,
                             sc.CODE_FUNCTION: "generate",
-                            sc.CODE_MODULE: "app.rag",
                         }
                     )
                 made += 1

@@ -194,3 +194,32 @@ def test_shutdown_and_flush_reach_the_wrapped_exporter(masking, memory) -> None:
     assert masking.force_flush(1000) is True
     masking.shutdown()
     assert masking.export([make_span({})]) is SpanExportResult.FAILURE  # memory is shut down
+
+
+def test_local_store_exporter_masks_while_converting(tmp_path: Any) -> None:
+    from pyflare.exporters.duckdb import DuckDBSpanExporter
+    from pyflare.exporters.masking import SpanMasker
+    from pyflare.store.duckdb import DuckDBSpanStore
+
+    store = DuckDBSpanStore(tmp_path / "masked.duckdb")
+    exporter = DuckDBSpanExporter(
+        lambda: store, span_masker=SpanMasker(PIIMasker(), preview_chars=20)
+    )
+    original = {
+        "gen_ai.input.messages": f'[{{"role": "user", "content": "mail {EMAIL}"}}]',
+        "pyflare.output.preview": "call +1 415 555 0100 " + "x" * 40,
+        "unrelated": EMAIL,  # not content, not named in field_actions: stored as is
+    }
+    event = Event("gen_ai.content.prompt", attributes={"gen_ai.prompt": EMAIL}, timestamp=15)
+    span = make_span(original, events=(event,))
+    assert exporter.export([span]) is SpanExportResult.SUCCESS
+    (row,) = store.sql("SELECT attributes, output_preview, events FROM traces").to_pylist()
+    attributes = dict(row["attributes"])
+    assert EMAIL not in attributes["gen_ai.input.messages"]
+    assert "[EMAIL]" in attributes["gen_ai.input.messages"]
+    assert row["output_preview"] == "call [PHONE] xxxxxxx"  # masked, then cut to 20
+    assert attributes["unrelated"] == EMAIL
+    assert dict(row["events"][0]["attributes"]) == {"gen_ai.prompt": "[EMAIL]"}
+    # The span itself (still referenced by the application) was not changed.
+    assert span.attributes["gen_ai.input.messages"] == original["gen_ai.input.messages"]
+    exporter.shutdown()

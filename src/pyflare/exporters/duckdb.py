@@ -23,6 +23,7 @@ from pyflare._runtime import warn_once
 from pyflare.errors import PyFlareError, StoreError
 
 if TYPE_CHECKING:
+    from pyflare.exporters.masking import SpanMasker
     from pyflare.store.base import SpanStore
 
 __all__ = ["DuckDBSpanExporter"]
@@ -40,8 +41,12 @@ _INHERITED: list[object] = []
 class DuckDBSpanExporter(SpanExporter):
     """Writes spans as batched Arrow inserts into a :class:`SpanStore`."""
 
-    def __init__(self, open_store: Callable[[], SpanStore]) -> None:
+    def __init__(
+        self, open_store: Callable[[], SpanStore], *, span_masker: SpanMasker | None = None
+    ) -> None:
+        """``span_masker`` masks PII while spans are converted (no span copies)."""
         self._open_store = open_store
+        self._span_masker = span_masker
         self._store: SpanStore | None = None
         self._lock = threading.Lock()
         self._next_open = 0.0
@@ -113,7 +118,15 @@ class DuckDBSpanExporter(SpanExporter):
         if store is None:
             return SpanExportResult.FAILURE
         try:
-            store.write(from_readable_spans(spans))
+            masker = self._span_masker
+            if masker is None:
+                batch = from_readable_spans(spans)
+            else:
+                # Attributes are masked in the copy conversion makes anyway; only
+                # spans with events (rare) are copied to mask those.
+                spans = [masker.mask_span(s, events_only=True) if s.events else s for s in spans]
+                batch = from_readable_spans(spans, mask_attributes=masker.mask_in_place)
+            store.write(batch)
         except Exception as exc:
             error = exc if isinstance(exc, PyFlareError) else StoreError(repr(exc))
             self.last_error = error

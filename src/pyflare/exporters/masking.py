@@ -28,6 +28,7 @@ __all__ = [
     "PREVIEW_FIELDS",
     "PREVIEW_MARGIN",
     "MaskingSpanExporter",
+    "SpanMasker",
 ]
 
 #: Attributes whose values are content (prompts, completions, tool payloads).
@@ -59,26 +60,25 @@ CONTENT_PREFIXES = (
 PREVIEW_FIELDS = {sc.INPUT_PREVIEW: "input", sc.OUTPUT_PREVIEW: "output"}
 #: Extra characters captured past the preview length when masking is on.
 PREVIEW_MARGIN = 128
+_MAX_CACHED_KEY_SETS = 4096
 # What a value becomes when masking it failed: content is never let through unmasked.
 MASKING_FAILED = "[PII masking failed]"
 
 
-class MaskingSpanExporter(SpanExporter):
-    """Wraps an exporter; spans with content attributes are masked first.
+class SpanMasker:
+    """Masks the content of finished spans (see the module docstring).
 
     Besides the content attributes, every attribute key named in the masker's
     ``PIIConfig.field_actions`` is masked (with that field's action).
     """
 
-    def __init__(
-        self, exporter: SpanExporter, masker: PIIMasker, *, preview_chars: int | None = None
-    ) -> None:
-        self.exporter = exporter
+    def __init__(self, masker: PIIMasker, *, preview_chars: int | None = None) -> None:
         self.masker = masker
         # Previews are captured PREVIEW_MARGIN characters longer than kept, so PII cut
         # by the preview's end is still whole when masked; they are cut to size here.
         self.preview_chars = preview_chars
         self._fields = frozenset(masker.config.field_actions)
+        self._mask_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def _needs_mask(self, key: str) -> bool:
         return (
@@ -87,6 +87,15 @@ class MaskingSpanExporter(SpanExporter):
             or key in self._fields
             or key.startswith(CONTENT_PREFIXES)
         )
+
+    def _keys(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        keys = self._mask_keys.get(names)
+        if keys is None:
+            # Spans of one call site share their attribute names: decide once per set.
+            keys = tuple(k for k in names if self._needs_mask(k))
+            if len(self._mask_keys) < _MAX_CACHED_KEY_SETS:
+                self._mask_keys[names] = keys
+        return keys
 
     def _mask_value(self, key: str, value: Any) -> Any:
         field = PREVIEW_FIELDS.get(key, key)
@@ -110,11 +119,17 @@ class MaskingSpanExporter(SpanExporter):
             return MASKING_FAILED
         return value
 
-    def _masked(self, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    def mask_in_place(self, attributes: dict[str, Any]) -> None:
+        """Mask a plain dict of attributes that the caller already copied."""
+        if attributes:
+            for key in self._keys(tuple(attributes)):
+                attributes[key] = self._mask_value(key, attributes[key])
+
+    def masked(self, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """A masked copy of ``attributes``, or None when nothing in them needs masking."""
         if not attributes:
             return None
-        keys = [k for k in attributes if self._needs_mask(k)]
+        keys = self._keys(tuple(attributes))
         if not keys:
             return None
         masked = dict(attributes)
@@ -122,10 +137,15 @@ class MaskingSpanExporter(SpanExporter):
             masked[key] = self._mask_value(key, masked[key])
         return masked
 
-    def _mask(self, span: ReadableSpan) -> ReadableSpan:
-        attributes = self._masked(span.attributes)
+    def mask_span(self, span: ReadableSpan, *, events_only: bool = False) -> ReadableSpan:
+        """``span`` with its content masked (the same object when nothing needed it).
+
+        ``events_only`` leaves the span's own attributes alone, for an exporter that
+        masks them with `mask_in_place` while converting.
+        """
+        attributes = None if events_only else self.masked(span.attributes)
         events = span.events
-        masked_events = [self._masked(event.attributes) for event in events]
+        masked_events = [self.masked(event.attributes) for event in events]
         if attributes is None and all(e is None for e in masked_events):
             return span
         if any(e is not None for e in masked_events):
@@ -151,8 +171,27 @@ class MaskingSpanExporter(SpanExporter):
             instrumentation_scope=span.instrumentation_scope,
         )
 
+
+class MaskingSpanExporter(SpanExporter):
+    """Wraps an exporter; spans with content are masked (copied) first."""
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        masker: PIIMasker | SpanMasker,
+        *,
+        preview_chars: int | None = None,
+    ) -> None:
+        self.exporter = exporter
+        self.span_masker = (
+            masker
+            if isinstance(masker, SpanMasker)
+            else SpanMasker(masker, preview_chars=preview_chars)
+        )
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self.exporter.export([self._mask(span) for span in spans])
+        mask = self.span_masker.mask_span
+        return self.exporter.export([mask(span) for span in spans])
 
     def shutdown(self) -> None:
         self.exporter.shutdown()

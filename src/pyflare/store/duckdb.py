@@ -168,6 +168,7 @@ class DuckDBSpanStore:
         }
         if self.path == ":memory:":
             config["enable_external_access"] = False
+            config["lock_configuration"] = True
             return duckdb.connect(self.path, read_only=read_only, config=config)
         # The file is attached (rather than opened by connect()) to set its row group size.
         con = duckdb.connect(":memory:", config=config)
@@ -180,6 +181,7 @@ class DuckDBSpanStore:
             # file is attached: the store only ever reads its own tables, so SQL typed
             # by a user can't reach the disk or network.
             _run(con, "SET enable_external_access = false")
+            _run(con, "SET lock_configuration = true")
         except BaseException:
             con.close()
             raise

@@ -187,26 +187,33 @@ def _build_pipeline(settings: Settings, masker: PIIMasker | None) -> Pipeline:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from pyflare.exporters.batch import BatchExportProcessor
+    from pyflare.exporters.masking import MaskingSpanExporter, SpanMasker
 
+    # Masking happens on the way out, in the export thread: each exporter applies
+    # it the cheapest way it can.
+    span_masker = (
+        None if masker is None else SpanMasker(masker, preview_chars=settings.capture_max_chars)
+    )
     exporters: list[SpanExporter] = []
     local: DuckDBSpanExporter | None = None
     store_url = settings.local_store
     if store_url is not None:
         from pyflare.exporters.duckdb import DuckDBSpanExporter
 
-        local = DuckDBSpanExporter(lambda: open_store(store_url))
+        local = DuckDBSpanExporter(lambda: open_store(store_url), span_masker=span_masker)
         exporters.append(local)
     endpoint = settings.traces_endpoint
     if endpoint is not None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporters.append(
-            OTLPSpanExporter(
-                endpoint=endpoint,
-                headers=dict(settings.headers),
-                timeout=settings.export_timeout_ms / 1000,
-            )
+        otlp: SpanExporter = OTLPSpanExporter(
+            endpoint=endpoint,
+            headers=dict(settings.headers),
+            timeout=settings.export_timeout_ms / 1000,
         )
+        if span_masker is not None:
+            otlp = MaskingSpanExporter(otlp, span_masker)
+        exporters.append(otlp)
     exporter: SpanExporter
     if len(exporters) == 1:
         exporter = exporters[0]
@@ -219,10 +226,6 @@ def _build_pipeline(settings: Settings, masker: PIIMasker | None) -> Pipeline:
             "PyFlare has nowhere to send spans: the store is 'none' and no endpoint is set; "
             "set PYFLARE_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT) or a store"
         )
-    if masker is not None:
-        from pyflare.exporters.masking import MaskingSpanExporter
-
-        exporter = MaskingSpanExporter(exporter, masker, preview_chars=settings.capture_max_chars)
     processor = BatchExportProcessor(
         exporter,
         max_queue_size=settings.max_queue_size,
