@@ -294,3 +294,17 @@ def test_bad_values_at_init_change_nothing(run_python) -> None:
     assert result["disabled"] == "NoOpTracerProvider"
     assert result["disabled_stats"] == {"active": False}
     assert child.stderr == ""
+
+
+def test_readme_settings_table_is_current() -> None:
+    from pathlib import Path
+
+    from pyflare.config import settings_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- settings-table")
+    start = readme.index("\n", start) + 1
+    end = readme.index("<!-- /settings-table -->")
+    assert readme[start:end].strip() == settings_table().strip(), (
+        "README's settings table is out of date: paste pyflare.config.settings_table()"
+    )

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from pyflare._runtime import INSTRUMENTATION_NAME, STATE
+from pyflare.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -141,7 +142,7 @@ def capture_spans(
     from pyflare.tracing.setup import PyFlareSpanProcessor
 
     if capture not in ("all", "inputs", "off"):
-        raise ValueError(f"capture must be all, inputs or off, got {capture!r}")
+        raise InvalidArgumentError(f"capture must be all, inputs or off, got {capture!r}")
     provider = TracerProvider(
         resource=Resource.create({"service.name": "pyflare-test"}),
         id_generator=SequentialIdGenerator() if sequential_ids else None,
@@ -157,31 +158,22 @@ def capture_spans(
         exporter = MaskingSpanExporter(memory, masker, preview_chars=max_chars)
     provider.add_span_processor(PyFlareSpanProcessor())
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    saved = (
-        STATE.tracer,
-        STATE.capture_inputs,
-        STATE.capture_outputs,
-        STATE.max_chars,
-        STATE.preview_margin,
-        STATE.clock,
-    )
-    STATE.tracer = provider.get_tracer(INSTRUMENTATION_NAME)
-    STATE.capture_inputs = capture in ("all", "inputs")
-    STATE.capture_outputs = capture == "all"
-    STATE.max_chars = max_chars
-    STATE.preview_margin = PREVIEW_MARGIN if pii is not False else 0
-    STATE.clock = clock if clock is not None else TestClock()
+    overrides = {
+        "tracer": provider.get_tracer(INSTRUMENTATION_NAME),
+        "capture_inputs": capture in ("all", "inputs"),
+        "capture_outputs": capture == "all",
+        "max_chars": max_chars,
+        "preview_margin": PREVIEW_MARGIN if pii is not False else 0,
+        "clock": clock if clock is not None else TestClock(),
+    }
+    saved = {name: getattr(STATE, name) for name in overrides}
+    for name, value in overrides.items():
+        setattr(STATE, name, value)
     try:
         yield CapturedSpans(provider, memory)
     finally:
-        (
-            STATE.tracer,
-            STATE.capture_inputs,
-            STATE.capture_outputs,
-            STATE.max_chars,
-            STATE.preview_margin,
-            STATE.clock,
-        ) = saved
+        for name, value in saved.items():
+            setattr(STATE, name, value)
         provider.shutdown()
 
 
