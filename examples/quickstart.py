@@ -18,6 +18,9 @@ import time
 import pyflare
 
 STORE = "duckdb:///.pyflare/quickstart.duckdb"
+# The example's own randomness; seeding the global `random` would also fix the
+# trace ids OpenTelemetry draws from it.
+RNG = random.Random(7)
 
 DOCUMENTS = [
     "PyFlare stores spans in a local DuckDB file by default.",
@@ -44,7 +47,7 @@ def retrieve(question: str, k: int = 2) -> list[str]:
 
 @pyflare.trace(kind="llm", model_id="gpt-4o-mini", inference_type="llm")
 def generate(question: str, context: list[str]) -> str:
-    time.sleep(random.uniform(0.005, 0.02))
+    time.sleep(RNG.uniform(0.005, 0.02))
     if "refund" in question:
         raise TimeoutError("upstream model timed out after 30 s")
     prompt_tokens = 40 + sum(len(c.split()) for c in context)
@@ -70,11 +73,10 @@ async def classify(features: dict[str, float]) -> float:
 
 
 async def score_transactions() -> None:
-    await asyncio.gather(*(classify({"amount": random.uniform(5, 900)}) for _ in range(5)))
+    await asyncio.gather(*(classify({"amount": RNG.uniform(5, 900)}) for _ in range(5)))
 
 
 def main() -> int:
-    random.seed(7)
     pyflare.init(service_name="rag-bot", store=STORE, environment="dev")
     questions = [
         "How does PyFlare store spans?",

@@ -603,3 +603,31 @@ def test_stores_are_independent(store_factory: StoreFactory) -> None:
 
 def test_the_store_satisfies_the_protocol(store: SpanStore) -> None:
     assert isinstance(store, SpanStore)
+
+
+def test_a_traces_model_is_its_llm_model(store: SpanStore) -> None:
+    store.write(
+        batch(
+            make_span(7, 1, name="answer"),
+            make_span(
+                7,
+                2,
+                parent=1,
+                start=T0 + 1,
+                attributes={
+                    "pyflare.model.id": "embed-small",
+                    "pyflare.inference.type": "embedding",
+                },
+            ),
+            make_span(
+                7,
+                3,
+                parent=1,
+                start=T0 + 2,
+                attributes={"gen_ai.request.model": "gpt-4o", "gen_ai.operation.name": "chat"},
+            ),
+            make_span(8, 4, attributes={"pyflare.model.id": "fraud-v3"}),
+        )
+    )
+    models = {row["trace_id"]: row["model_id"] for row in summaries(store)}
+    assert models == {tid(7): "gpt-4o", tid(8): "fraud-v3"}

@@ -72,7 +72,8 @@ class SpanStore(Protocol):
         operation_name, status_code, span_count, error_count, model_id,
         input_tokens, output_tokens, total_tokens, cost_micros. Service, operation
         and (unless a span errored) status are the root's, or the earliest span's
-        when the root is missing; token and cost sums skip NULLs and are NULL when
+        when the root is missing; model_id is the first LLM span's model, else the
+        first span's that has one; token and cost sums skip NULLs and are NULL when
         no span knows them.
         """
         ...

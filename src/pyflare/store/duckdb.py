@@ -46,7 +46,10 @@ _SUMMARY_COLUMNS = """
                        arg_min(status_code, start_time)) END AS status_code,
     CAST(count(*) AS BIGINT) AS span_count,
     CAST(count(*) FILTER (WHERE status_code = 'error') AS BIGINT) AS error_count,
-    arg_min(model_id, start_time) FILTER (WHERE model_id IS NOT NULL) AS model_id,
+    coalesce(
+        arg_min(model_id, start_time) FILTER (WHERE model_id IS NOT NULL AND inference_type = 'llm'),
+        arg_min(model_id, start_time) FILTER (WHERE model_id IS NOT NULL)
+    ) AS model_id,
     CAST(sum(input_tokens) AS BIGINT) AS input_tokens,
     CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
     CAST(sum(total_tokens) AS BIGINT) AS total_tokens,
