@@ -1,10 +1,9 @@
 """The canonical span row: its Arrow schema and how spans become rows.
 
 One row per span, the same columns everywhere (DESIGN.md §3). ``SpanBatch`` is
-an Arrow table with :data:`SPAN_SCHEMA`. ML fields (model, tokens, inference
-type, previews) are read from PyFlare's attributes first, then the OTel GenAI
-conventions, then OpenInference, so a span from any of those instrumentations
-is understood the same way.
+an Arrow table with :data:`SPAN_SCHEMA`. The ML columns (model, tokens, inference
+type, previews) are read from the attributes by :mod:`pyflare.mlfields`; this module
+builds the rest of the row and the table around them.
 
 This module imports pyarrow; ``import pyflare`` does not import it.
 """
@@ -12,16 +11,23 @@ This module imports pyarrow; ``import pyflare`` does not import it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from operator import itemgetter
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pyflare import semconv as sc
+from pyflare.mlfields import (
+    ML_COLUMNS,
+    PREVIEW_CHARS,
+    ml_fields,
+    ml_lookups,
+    ml_tuple,
+    ml_values,
+    stringify,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -39,7 +45,6 @@ __all__ = [
 ]
 
 SpanBatch: TypeAlias = pa.Table
-PREVIEW_CHARS = 1000
 
 _STR_MAP = pa.map_(pa.string(), pa.string())
 _EVENT = pa.struct(
@@ -89,185 +94,12 @@ def empty_batch() -> SpanBatch:
     return SPAN_SCHEMA.empty_table()
 
 
-def stringify(value: Any) -> str:
-    """Render an OTel attribute value as the string stored in the row's maps."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    try:
-        return orjson.dumps(value, default=str).decode()
-    except (TypeError, ValueError):
-        return str(value)
+# The ML columns of a span with no ML attribute, shared rather than built per span.
+_NO_ML: tuple[Any, ...] = (None,) * len(ML_COLUMNS)
 
-
-_INT64_MAX = 2**63 - 1
-
-
-def _as_int(value: Any) -> int | None:
-    """A token count or cost as a non-negative int64, or None when it isn't one."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, float):
-        if not value.is_integer():  # also rejects nan and inf
-            return None
-        number = int(value)
-    elif isinstance(value, str):
-        try:
-            number = int(value)
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if 0 <= number <= _INT64_MAX else None
-
-
-def _first(attributes: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        value = attributes.get(key)
-        if value is not None and value != "":
-            return value
-    return None
-
-
-def _first_str(attributes: Mapping[str, Any], *keys: str) -> str | None:
-    value = _first(attributes, *keys)
-    return None if value is None else stringify(value)
-
-
-# Where each ML field is read from, in order of precedence.
-_MODEL_KEYS = (
-    sc.MODEL_ID,
-    sc.GEN_AI_RESPONSE_MODEL,  # the model that answered beats the one asked for
-    sc.GEN_AI_REQUEST_MODEL,
-    sc.OI_MODEL_NAME,
-    sc.EMBEDDING_MODEL_NAME,
-)
-_INPUT_TOKEN_KEYS = (
-    sc.INPUT_TOKENS,
-    sc.GEN_AI_USAGE_INPUT_TOKENS,
-    sc.GEN_AI_USAGE_PROMPT_TOKENS,
-    sc.OI_TOKEN_PROMPT,
-)
-_OUTPUT_TOKEN_KEYS = (
-    sc.OUTPUT_TOKENS,
-    sc.GEN_AI_USAGE_OUTPUT_TOKENS,
-    sc.GEN_AI_USAGE_COMPLETION_TOKENS,
-    sc.OI_TOKEN_COMPLETION,
-)
-_TOTAL_TOKEN_KEYS = (sc.TOTAL_TOKENS, sc.OI_TOKEN_TOTAL)
-_INPUT_PREVIEW_KEYS = (sc.INPUT_PREVIEW, sc.GEN_AI_INPUT_MESSAGES, sc.OI_INPUT_VALUE)
-_OUTPUT_PREVIEW_KEYS = (sc.OUTPUT_PREVIEW, sc.GEN_AI_OUTPUT_MESSAGES, sc.OI_OUTPUT_VALUE)
-
-
-def _inference_type(attributes: Mapping[str, Any], declared: Any) -> str | None:
-    if declared is not None and declared != "":
-        return declared if type(declared) is str else stringify(declared)
-    operation = attributes.get(sc.GEN_AI_OPERATION_NAME)
-    if isinstance(operation, str):
-        found = sc.GEN_AI_OPERATIONS.get(operation)
-        if found is not None:
-            return found
-    oi_kind = attributes.get(sc.OI_SPAN_KIND)
-    if isinstance(oi_kind, str):
-        return sc.OPENINFERENCE_KINDS.get(oi_kind.upper(), ("", ""))[1] or None
-    return None
-
-
-def _total_tokens(
-    total: int | None, input_tokens: int | None, output_tokens: int | None, inference_type: Any
-) -> int | None:
-    if total is not None or input_tokens is None:
-        return total
-    if output_tokens is not None:
-        both = input_tokens + output_tokens
-        return both if both <= _INT64_MAX else None
-    if inference_type == "embedding":
-        return input_tokens  # embeddings have no output tokens
-    return None
-
-
-def _preview(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = value if type(value) is str else stringify(value)
-    return text[:PREVIEW_CHARS]
-
-
-def ml_fields(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """The ML columns of a span, read from its attributes.
-
-    Order of precedence: ``pyflare.*``, then OTel GenAI (``gen_ai.*``, the
-    deprecated names included), then OpenInference (``llm.*``, ``input.value``…).
-    Token counts that are absent or unusable (negative, not a whole number, a
-    bool) stay ``None`` (never 0 for unknown).
-    """
-    inference_type = _inference_type(attributes, _first(attributes, sc.INFERENCE_TYPE))
-    input_tokens = _as_int(_first(attributes, *_INPUT_TOKEN_KEYS))
-    output_tokens = _as_int(_first(attributes, *_OUTPUT_TOKEN_KEYS))
-    total_tokens = _as_int(_first(attributes, *_TOTAL_TOKEN_KEYS))
-    return {
-        "model_id": _first_str(attributes, *_MODEL_KEYS),
-        "model_version": _first_str(attributes, sc.MODEL_VERSION),
-        "inference_type": inference_type,
-        "input_preview": _preview(_first(attributes, *_INPUT_PREVIEW_KEYS)),
-        "output_preview": _preview(_first(attributes, *_OUTPUT_PREVIEW_KEYS)),
-        "input_hash": _first_str(attributes, sc.INPUT_HASH),
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "total_tokens": _total_tokens(total_tokens, input_tokens, output_tokens, inference_type),
-        "cost_micros": _as_int(attributes.get(sc.COST_MICROS)),
-    }
-
-
-_ML_NAMES = (
-    "model_id",
-    "model_version",
-    "inference_type",
-    "input_preview",
-    "output_preview",
-    "input_hash",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cost_micros",
-)
-_NO_ML: tuple[Any, ...] = (None,) * len(_ML_NAMES)
-_ml_tuple = itemgetter(*_ML_NAMES)
 # PyFlare's own content attributes become columns; keeping them in the
 # attributes map as well would store every preview twice.
 _PROMOTED = frozenset({sc.INPUT_PREVIEW, sc.OUTPUT_PREVIEW, sc.INPUT_HASH})
-# Every attribute key ml_fields() reads: spans carrying none of them skip it.
-_ML_KEYS = frozenset(
-    {
-        *_MODEL_KEYS,
-        *_INPUT_TOKEN_KEYS,
-        *_OUTPUT_TOKEN_KEYS,
-        *_TOTAL_TOKEN_KEYS,
-        *_INPUT_PREVIEW_KEYS,
-        *_OUTPUT_PREVIEW_KEYS,
-        sc.MODEL_VERSION,
-        sc.INFERENCE_TYPE,
-        sc.INPUT_HASH,
-        sc.COST_MICROS,
-        sc.GEN_AI_OPERATION_NAME,
-        sc.OI_SPAN_KIND,
-    }
-)
-_MULTI_KEY_LOOKUPS = (
-    _MODEL_KEYS,
-    _INPUT_TOKEN_KEYS,
-    _OUTPUT_TOKEN_KEYS,
-    _TOTAL_TOKEN_KEYS,
-    _INPUT_PREVIEW_KEYS,
-    _OUTPUT_PREVIEW_KEYS,
-)
 
 # What from_readable_spans() needs to know about a span's attribute keys, worked
 # out once per distinct key tuple (spans from one code path share it):
@@ -280,86 +112,12 @@ _MAX_PLANS = 4096
 
 def _plan(names: tuple[str, ...]) -> _Plan:
     promoted = _PROMOTED.intersection(names)
-    present = _ML_KEYS.intersection(names)
     keep = tuple(i for i, name in enumerate(names) if name not in promoted)
-    ml = (
-        tuple(next((k for k in keys if k in present), None) for keys in _MULTI_KEY_LOOKUPS)
-        if present
-        else None
-    )
-    plan: _Plan = (tuple(names[i] for i in keep), keep if promoted else None, ml)
+    plan: _Plan = (tuple(names[i] for i in keep), keep if promoted else None, ml_lookups(names))
     if len(_PLANS) >= _MAX_PLANS:
         _PLANS.clear()  # key sets are few in practice; this only bounds memory
     _PLANS[names] = plan
     return plan
-
-
-_MODEL_VERSION: str = sc.MODEL_VERSION
-_INFERENCE_TYPE: str = sc.INFERENCE_TYPE
-_INPUT_HASH: str = sc.INPUT_HASH
-_COST_MICROS: str = sc.COST_MICROS
-
-
-def _ml_values(attributes: dict[str, Any], lookups: tuple[str | None, ...]) -> tuple[Any, ...]:
-    """ml_fields() as a tuple, reading only the first present key of each lookup.
-
-    Equal to ``ml_fields(attributes)`` (a test checks it); an empty value at a
-    looked-up key, where precedence would fall through to the next key, takes
-    ml_fields() itself. The common cases (str, int) are inlined: this runs per span.
-    """
-    get = attributes.get
-    model_key, input_key, output_key, total_key, in_preview_key, out_preview_key = lookups
-    model = get(model_key)  # type: ignore[arg-type]  # get(None) is None
-    input_value = get(input_key)  # type: ignore[arg-type]
-    output_value = get(output_key)  # type: ignore[arg-type]
-    total_value = get(total_key)  # type: ignore[arg-type]
-    in_preview = get(in_preview_key)  # type: ignore[arg-type]
-    out_preview = get(out_preview_key)  # type: ignore[arg-type]
-    if "" in (model, input_value, output_value, total_value, in_preview, out_preview):
-        return _ml_tuple(ml_fields(attributes))  # type: ignore[no-any-return]
-    if model is not None and type(model) is not str:
-        model = stringify(model)
-    version = get(_MODEL_VERSION)
-    if version is not None:
-        version = None if version == "" else stringify(version)
-    input_hash = get(_INPUT_HASH)
-    if input_hash is not None:
-        input_hash = None if input_hash == "" else stringify(input_hash)
-    declared = get(_INFERENCE_TYPE)
-    inference_type = (
-        declared if type(declared) is str and declared else _inference_type(attributes, declared)
-    )
-    if input_value is not None and (
-        type(input_value) is not int or not 0 <= input_value <= _INT64_MAX
-    ):
-        input_value = _as_int(input_value)
-    if output_value is not None and (
-        type(output_value) is not int or not 0 <= output_value <= _INT64_MAX
-    ):
-        output_value = _as_int(output_value)
-    if total_value is not None:
-        total_value = _as_int(total_value)
-    if total_value is None and input_value is not None:
-        total_value = _total_tokens(None, input_value, output_value, inference_type)
-    if in_preview is not None:
-        in_preview = in_preview[:PREVIEW_CHARS] if type(in_preview) is str else _preview(in_preview)
-    if out_preview is not None:
-        out_preview = (
-            out_preview[:PREVIEW_CHARS] if type(out_preview) is str else _preview(out_preview)
-        )
-    cost = get(_COST_MICROS)
-    return (
-        model,
-        version,
-        inference_type,
-        in_preview,
-        out_preview,
-        input_hash,
-        input_value,
-        output_value,
-        total_value,
-        None if cost is None else _as_int(cost),
-    )
 
 
 class _NoneValue(Exception):
@@ -523,11 +281,11 @@ def from_readable_spans(
             attr_keys += kept
             attr_values += values if keep is None else [values[i] for i in keep]
             if lookups is not None:
-                ml = _ml_values(values_dict, lookups)
+                ml = ml_values(values_dict, lookups)
         attr_offsets.append(len(attr_keys))
         if transform is not None:
-            fields = transform(dict(zip(_ML_NAMES, ml, strict=True)), attrs or {})
-            ml = _ml_tuple(fields)
+            fields = transform(dict(zip(ML_COLUMNS, ml, strict=True)), attrs or {})
+            ml = ml_tuple(fields)
         ml_rows.append(ml)
         events = span.events
         events_col.append(_events(events) if events else no_events)
@@ -617,7 +375,7 @@ def _table(
         _array(messages, string),
         *(
             _array(column, schema.field(name).type)
-            for column, name in zip(ml_columns, _ML_NAMES, strict=True)
+            for column, name in zip(ml_columns, ML_COLUMNS, strict=True)
         ),
         _map_array(attr_offsets, attr_keys, attr_values),
         _map_array(resource_offsets, resource_keys, resource_values).take(resource_take),

@@ -3,35 +3,42 @@
 Input is the canonical span row (DESIGN.md §3) plus ``depth``, one row per span of
 one trace in tree order. Everything shown comes from user data, so every string that
 reaches HTML is escaped and every string that reaches rich is appended as plain
-``Text``, never parsed as markup.
+``Text``, never parsed as markup. Values read the same here as in the list of traces,
+because both take them from :mod:`pyflare.formatting`.
 """
 
 from __future__ import annotations
 
 import html
-import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, SupportsInt
+from typing import Any
 
 import pandas as pd
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
 from pyflare import semconv
 from pyflare.errors import InvalidArgumentError
+from pyflare.formatting import (
+    NAME_CHARS,
+    format_cost,
+    format_duration,
+    format_tokens,
+    is_null,
+    opt_int,
+    opt_str,
+    traces_table,
+    truncate,
+)
 
 __all__ = ["TraceView", "format_cost", "format_duration", "traces_table"]
 
 DEFAULT_MAX_SPANS = 500
-_NAME_CHARS = 80
-_PREVIEW_CHARS = 160
 _TOOLTIP_ATTRS = 8
 _INDENT_PX = 14
 _MAX_INDENT_LEVELS = 24
-_DASH = "—"
 
 # Kind -> colour, chosen to read on both white and near-black backgrounds.
 _KIND_COLOURS: dict[str, str] = {
@@ -49,89 +56,16 @@ _KIND_COLOURS: dict[str, str] = {
     "inference": "#a855f7",
     "other": "#64748b",
 }
-_ERROR_COLOUR = "#ef4444"
-
-
-# --- Formatting ---------------------------------------------------------------
-
-
-def _three_digits(value: float, unit: str, limit: float) -> str | None:
-    """``value`` with three significant digits, or None if it rounds up to ``limit``."""
-    for decimals, below in ((2, 10.0), (1, 100.0), (0, 1000.0)):
-        if round(value, decimals) < min(below, limit):
-            return f"{value:.{decimals}f} {unit}"
-    return None
-
-
-def format_duration(ns: int | None) -> str:
-    """A human duration: ``'850 µs'``, ``'12.3 ms'``, ``'1.24 s'``, ``'2m 03s'``; None is ``'—'``."""
-    if ns is None:
-        return _DASH
-    if ns < 0:
-        return "-" + format_duration(-ns)
-    if ns < 1_000:
-        return f"{ns} ns"
-    for scale, unit in ((1e3, "µs"), (1e6, "ms"), (1e9, "s")):
-        limit = 60.0 if unit == "s" else 1000.0
-        text = _three_digits(ns / scale, unit, limit)
-        if text is not None:
-            return text
-    seconds = round(ns / 1e9)
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    minutes = round(ns / 6e10)
-    return f"{minutes // 60}h {minutes % 60:02d}m"
-
-
-def format_cost(micros: int | None) -> str:
-    """Dollars from micro-dollars: ``'$0.001234'`` below $1, ``'$12.35'`` above; None is ``'—'``."""
-    if micros is None:
-        return _DASH
-    if micros < 0:
-        return "-" + format_cost(-micros)
-    if micros < 1_000_000:
-        fraction = f"{micros:06d}".rstrip("0").ljust(2, "0")
-        return f"$0.{fraction}"
-    cents = (micros + 5_000) // 10_000
-    return f"${cents // 100:,}.{cents % 100:02d}"
-
-
-def _format_tokens(tokens: int | None) -> str:
-    return _DASH if tokens is None else f"{tokens:,}"
-
-
-def _truncate(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- Reading rows -------------------------------------------------------------
-
-
-def _is_null(value: object) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def _opt_str(value: object) -> str | None:
-    return None if _is_null(value) else str(value)
-
-
-def _opt_int(value: object) -> int | None:
-    if _is_null(value):
-        return None
-    try:
-        return int(value) if isinstance(value, SupportsInt) else int(str(value))
-    except (OverflowError, ValueError):
-        return None
 
 
 def _as_map(value: object) -> dict[str, str]:
     """A string map from a dict, or from the list of pairs a pyarrow map column becomes."""
     if isinstance(value, Mapping):
         return {str(k): str(v) for k, v in value.items()}
-    if _is_null(value) or isinstance(value, str | bytes) or not isinstance(value, Iterable):
+    if is_null(value) or isinstance(value, str | bytes) or not isinstance(value, Iterable):
         return {}
     out: dict[str, str] = {}
     for item in value:
@@ -143,7 +77,7 @@ def _as_map(value: object) -> dict[str, str]:
 
 
 def _event_names(value: object) -> list[str]:
-    if _is_null(value) or isinstance(value, str | bytes) or not isinstance(value, Iterable):
+    if is_null(value) or isinstance(value, str | bytes) or not isinstance(value, Iterable):
         return []
     names = []
     for event in value:
@@ -156,7 +90,7 @@ def _event_names(value: object) -> list[str]:
 
 
 def _time_ns(value: object) -> int | None:
-    if _is_null(value):
+    if is_null(value):
         return None
     try:
         return int(pd.Timestamp(value).value)  # type: ignore[arg-type]
@@ -208,7 +142,7 @@ def _depths(records: list[dict[str, Any]]) -> list[int]:
     out = []
     for record in records:
         depth, parent, seen = 0, record.get("parent_span_id"), set()
-        while not _is_null(parent) and parent in parents and parent not in seen:
+        while not is_null(parent) and parent in parents and parent not in seen:
             seen.add(parent)
             depth += 1
             parent = parents[parent]
@@ -227,36 +161,36 @@ def _read_spans(df: pd.DataFrame) -> list[_Span]:
         attributes = _as_map(record.get("attributes"))
         start = _time_ns(record.get("start_time"))
         end = _time_ns(record.get("end_time"))
-        duration = _opt_int(record.get("duration_ns"))
+        duration = opt_int(record.get("duration_ns"))
         if start is None:
             start = end - duration if end is not None and duration is not None else 0
         end = end if end is not None else start + (duration or 0)
-        input_tokens = _opt_int(record.get("input_tokens"))
-        output_tokens = _opt_int(record.get("output_tokens"))
-        tokens = _opt_int(record.get("total_tokens"))
+        input_tokens = opt_int(record.get("input_tokens"))
+        output_tokens = opt_int(record.get("output_tokens"))
+        tokens = opt_int(record.get("total_tokens"))
         if tokens is None and (input_tokens is not None or output_tokens is not None):
             tokens = (input_tokens or 0) + (output_tokens or 0)
         parent = record.get("parent_span_id")
-        span_id = _opt_str(record.get("span_id")) or ""
+        span_id = opt_str(record.get("span_id")) or ""
         spans.append(
             _Span(
                 span_id=span_id,
-                name=_opt_str(record.get("operation_name")) or span_id or "(unnamed)",
-                service=_opt_str(record.get("service_name")) or "",
-                kind=_kind(attributes, _opt_str(record.get("span_kind"))),
-                is_error=_opt_str(record.get("status_code")) == "error",
-                status_message=_opt_str(record.get("status_message")),
-                model=_opt_str(record.get("model_id")),
+                name=opt_str(record.get("operation_name")) or span_id or "(unnamed)",
+                service=opt_str(record.get("service_name")) or "",
+                kind=_kind(attributes, opt_str(record.get("span_kind"))),
+                is_error=opt_str(record.get("status_code")) == "error",
+                status_message=opt_str(record.get("status_message")),
+                model=opt_str(record.get("model_id")),
                 start_ns=start,
                 end_ns=end,
-                depth=max(_opt_int(record.get("depth")) or fallback_depth, 0),
-                orphan=not _is_null(parent) and parent not in ids,
+                depth=max(opt_int(record.get("depth")) or fallback_depth, 0),
+                orphan=not is_null(parent) and parent not in ids,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 tokens=tokens,
-                cost_micros=_opt_int(record.get("cost_micros")),
-                input_preview=_opt_str(record.get("input_preview")),
-                output_preview=_opt_str(record.get("output_preview")),
+                cost_micros=opt_int(record.get("cost_micros")),
+                input_preview=opt_str(record.get("input_preview")),
+                output_preview=opt_str(record.get("output_preview")),
                 attributes=attributes,
                 events=_event_names(record.get("events")),
             )
@@ -320,7 +254,7 @@ def _css() -> str:
 
 def _tooltip(span: _Span) -> str:
     facts = [span.kind, span.service, format_duration(span.duration_ns)]
-    lines = [_truncate(span.name, 300), " · ".join(f for f in facts if f)]
+    lines = [truncate(span.name, 300), " · ".join(f for f in facts if f)]
     if span.is_error:
         lines.append(f"error: {span.status_message or '(no message)'}")
     if span.orphan:
@@ -329,21 +263,21 @@ def _tooltip(span: _Span) -> str:
         lines.append(f"model: {span.model}")
     if span.input_tokens is not None or span.output_tokens is not None:
         lines.append(
-            f"tokens: {_format_tokens(span.input_tokens)} in, "
-            f"{_format_tokens(span.output_tokens)} out"
+            f"tokens: {format_tokens(span.input_tokens)} in, "
+            f"{format_tokens(span.output_tokens)} out"
         )
     for label, preview in (("input", span.input_preview), ("output", span.output_preview)):
         if preview:
-            lines.append(f"{label}: {_truncate(preview, 300)}")
+            lines.append(f"{label}: {truncate(preview, 300)}")
     shown = [
-        f"{k} = {_truncate(v, 80)}"
+        f"{k} = {truncate(v, 80)}"
         for k, v in span.attributes.items()
         if not k.startswith(("pyflare.input.", "pyflare.output."))
     ]
     lines.extend(shown[:_TOOLTIP_ATTRS])
     if len(shown) > _TOOLTIP_ATTRS:
         lines.append(f"… {len(shown) - _TOOLTIP_ATTRS} more attributes")
-    lines.extend(f"event: {_truncate(e, 120)}" for e in span.events[:5])
+    lines.extend(f"event: {truncate(e, 120)}" for e in span.events[:5])
     return "\n".join(lines)
 
 
@@ -489,14 +423,14 @@ class TraceView:
             orphan = '<span class="pf-orphan">(orphan)</span>' if span.orphan else ""
             marker = "✕ " if span.is_error else ""
             message = (
-                f'<span class="pf-msg">{esc(_truncate(span.status_message, _NAME_CHARS))}</span>'
+                f'<span class="pf-msg">{esc(truncate(span.status_message, NAME_CHARS))}</span>'
                 if span.is_error and span.status_message
                 else ""
             )
             cells = [
                 f'<td style="padding-left:{8 + indent}px">'
-                f'<span class="pf-badge pf-k-{span.css_kind}">{esc(_truncate(span.kind, 16))}</span>'
-                f'<span class="pf-name">{marker}{esc(_truncate(span.name, _NAME_CHARS))}</span>'
+                f'<span class="pf-badge pf-k-{span.css_kind}">{esc(truncate(span.kind, 16))}</span>'
+                f'<span class="pf-name">{marker}{esc(truncate(span.name, NAME_CHARS))}</span>'
                 f"{message}{orphan}</td>",
                 f'<td><div class="pf-track"><div class="pf-bar pf-k-{span.css_kind}" '
                 f'style="{_bar_style(span, self._t0, total)}"></div></div></td>',
@@ -506,7 +440,7 @@ class TraceView:
                 cells.append(f'<td class="pf-dim">{esc(span.model or "")}</td>')
             if has_tokens:
                 cells.append(
-                    f'<td class="pf-num">{esc(_format_tokens(span.tokens)) if span.tokens is not None else ""}</td>'
+                    f'<td class="pf-num">{esc(format_tokens(span.tokens)) if span.tokens is not None else ""}</td>'
                 )
             if has_cost:
                 # '—' only where a price was expected: a model call that wasn't priced.
@@ -533,7 +467,7 @@ class TraceView:
     def _label(self, span: _Span) -> Text:
         style = "bold red" if span.is_error else "bold"
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(_truncate(span.name, _NAME_CHARS), style=style)
+        text.append(truncate(span.name, NAME_CHARS), style=style)
         text.append(f" [{span.kind}]", style=_KIND_COLOURS.get(span.css_kind, "dim"))
         text.append(f"  {format_duration(span.duration_ns)}", style="yellow")
         if span.model:
@@ -545,9 +479,9 @@ class TraceView:
         if span.orphan:
             text.append("  (orphan)", style="dim italic")
         if span.is_error:
-            text.append(f"  ✗ {_truncate(span.status_message or 'error', 100)}", style="red")
+            text.append(f"  ✗ {truncate(span.status_message or 'error', 100)}", style="red")
         previews = [
-            f"{label} {_truncate(value, 60)}"
+            f"{label} {truncate(value, 60)}"
             for label, value in (("in:", span.input_preview), ("out:", span.output_preview))
             if value
         ]
@@ -575,62 +509,3 @@ class TraceView:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield self._tree()
-
-
-# --- Lists of traces ----------------------------------------------------------
-
-
-def _status_cell(status: str | None, errors: int | None) -> Text:
-    count = errors or (1 if status == "error" else 0)
-    if count:
-        return Text(f"✗ {count} error{'s' if count != 1 else ''}", style="red")
-    return Text("✓ ok", style="green")
-
-
-def _start_cell(value: object) -> str:
-    if _is_null(value):
-        return _DASH
-    try:
-        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def traces_table(df: pd.DataFrame) -> Table:
-    """A rich table listing traces, one row each (the frame a trace search returns)."""
-    records: Iterator[dict[str, Any]] = (
-        {str(k): v for k, v in r.items()} for r in df.to_dict("records")
-    )
-    rows = list(records)
-    has_model = any(_opt_str(r.get("model_id")) for r in rows)
-    table = Table(title=f"{len(rows):,} trace{'s' if len(rows) != 1 else ''}", title_justify="left")
-    table.add_column("trace", style="magenta", no_wrap=True)
-    table.add_column("start", no_wrap=True)
-    table.add_column("service", overflow="ellipsis", max_width=24)
-    table.add_column("root operation", overflow="ellipsis", max_width=40)
-    if has_model:
-        table.add_column("model", style="cyan", overflow="ellipsis", max_width=28)
-    table.add_column("spans", justify="right")
-    table.add_column("duration", justify="right", style="yellow")
-    table.add_column("status", no_wrap=True)
-    table.add_column("tokens", justify="right")
-    table.add_column("cost", justify="right", style="green")
-    for r in rows:
-        cells: list[str | Text] = [
-            Text((_opt_str(r.get("trace_id")) or "")[:8]),
-            _start_cell(r.get("start_time")),
-            Text(_opt_str(r.get("service_name")) or ""),
-            Text(_truncate(_opt_str(r.get("operation_name")) or "", _NAME_CHARS)),
-        ]
-        if has_model:
-            cells.append(Text(_opt_str(r.get("model_id")) or ""))
-        span_count = _opt_int(r.get("span_count"))
-        cells += [
-            _DASH if span_count is None else f"{span_count:,}",
-            format_duration(_opt_int(r.get("duration_ns"))),
-            _status_cell(_opt_str(r.get("status_code")), _opt_int(r.get("error_count"))),
-            _format_tokens(_opt_int(r.get("total_tokens"))),
-            format_cost(_opt_int(r.get("cost_micros"))),
-        ]
-        table.add_row(*cells)
-    return table
