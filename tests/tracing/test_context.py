@@ -207,3 +207,45 @@ def test_integer_ids_are_accepted(pyflare_capture: CapturedSpans) -> None:
     with pyflare.context(user_id=42), pyflare.span("s"):  # type: ignore[arg-type]
         pass
     assert pyflare_capture.span("s").attributes["user.id"] == "42"
+
+
+async def test_context_as_a_decorator_on_sync_and_async_functions(
+    pyflare_capture: CapturedSpans,
+) -> None:
+    @pyflare.context(feature_id="search", attributes={"tenant": "acme"})
+    @pyflare.trace(name="sync")
+    def sync_call() -> dict[str, str]:
+        return pyflare.current_context()
+
+    @pyflare.context(feature_id="chat")
+    @pyflare.trace(name="async")
+    async def async_call() -> dict[str, str]:
+        await asyncio.sleep(0)
+        return pyflare.current_context()
+
+    with pyflare.context(user_id="u7"):
+        assert sync_call() == {"user.id": "u7", "pyflare.feature_id": "search", "tenant": "acme"}
+        assert await async_call() == {"user.id": "u7", "pyflare.feature_id": "chat"}
+    assert pyflare.current_context() == {}
+    assert pyflare_capture.span("sync").attributes["tenant"] == "acme"
+    assert pyflare_capture.span("async").attributes["pyflare.feature_id"] == "chat"
+    assert pyflare_capture.span("async").attributes["user.id"] == "u7"
+
+
+def test_one_context_object_can_be_entered_again() -> None:
+    tags = pyflare.context(team="growth")
+    with tags:
+        with tags:
+            assert pyflare.current_context() == {"pyflare.team": "growth"}
+        assert pyflare.current_context() == {"pyflare.team": "growth"}
+    assert pyflare.current_context() == {}
+
+
+def test_context_refuses_generators_and_non_callables() -> None:
+    def gen():  # type: ignore[no-untyped-def]
+        yield 1
+
+    with pytest.raises(pyflare.InvalidArgumentError, match="can't decorate a generator"):
+        pyflare.context(user_id="u")(gen)
+    with pytest.raises(pyflare.InvalidArgumentError, match="decorates functions"):
+        pyflare.context(user_id="u")(42)  # type: ignore[arg-type]

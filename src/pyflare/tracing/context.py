@@ -8,9 +8,11 @@ processor copies them onto every span when it starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import Final
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from contextvars import Token
+from typing import Any, Final, ParamSpec, TypeVar
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
@@ -31,6 +33,8 @@ CONTEXT_KEYS: Final[dict[str, str]] = {
 }
 _BAGGAGE_KEYS: Final = frozenset(CONTEXT_KEYS.values())
 _MAX_VALUE_CHARS = 256
+P = ParamSpec("P")
+R = TypeVar("R")
 # Extra tag keys set through context(attributes=...) in this process. Other
 # baggage (from upstream services) is not copied onto spans: it may carry
 # anything, and only PyFlare's own keys have a known meaning.
@@ -51,52 +55,102 @@ def _check(name: str, value: object) -> str:
     return text
 
 
-@contextmanager
-def context(
-    *,
-    user_id: str | None = None,
-    session_id: str | None = None,
-    feature_id: str | None = None,
-    team: str | None = None,
-    environment: str | None = None,
-    attributes: Mapping[str, str] | None = None,
-) -> Iterator[None]:
-    """Tag every span started inside the block with who and what it is for.
+class context:  # lower case: it is used like a function, with pyflare.context(...)
+    """Tag every span started inside a block, or a call, with who and what it is for.
 
-    ``attributes`` adds further string tags under their own keys. Nested blocks
-    add to (and override) the outer ones. Usable as a decorator on sync code.
+    ``with pyflare.context(user_id="u1", session_id="s9"): ...`` or, as a
+    decorator, ``@pyflare.context(feature_id="search")`` on a sync or async
+    function. ``attributes`` adds further string tags under their own keys.
+    Nested contexts add to (and override) the outer ones. Values are checked
+    here, where they are written.
     """
-    values = {
-        CONTEXT_KEYS["user_id"]: user_id,
-        CONTEXT_KEYS["session_id"]: session_id,
-        CONTEXT_KEYS["feature_id"]: feature_id,
-        CONTEXT_KEYS["team"]: team,
-        CONTEXT_KEYS["environment"]: environment,
-    }
-    names = {v: k for k, v in CONTEXT_KEYS.items()}
-    ctx: Context = otel_context.get_current()
-    for key, value in values.items():
-        if value is not None:
-            ctx = baggage.set_baggage(key, _check(names[key], value), ctx)
-    if attributes is not None:
-        if not isinstance(attributes, Mapping):
-            raise InvalidArgumentError(
-                "pyflare.context(attributes=...) must be a mapping of strings to strings"
-            )
-        for key, value in attributes.items():
-            if not isinstance(key, str) or not key:
+
+    __slots__ = ("_extra", "_tags", "_tokens")
+
+    def __init__(
+        self,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        feature_id: str | None = None,
+        team: str | None = None,
+        environment: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        given = {
+            "user_id": user_id,
+            "session_id": session_id,
+            "feature_id": feature_id,
+            "team": team,
+            "environment": environment,
+        }
+        tags = [(CONTEXT_KEYS[name], _check(name, v)) for name, v in given.items() if v is not None]
+        extra: frozenset[str] = frozenset()
+        if attributes is not None:
+            if not isinstance(attributes, Mapping):
                 raise InvalidArgumentError(
-                    f"pyflare.context(attributes=...) keys must be non-empty strings, got {key!r}"
+                    "pyflare.context(attributes=...) must be a mapping of strings to strings"
                 )
-            ctx = baggage.set_baggage(key, _check(key, value), ctx)
-        extra = otel_context.get_value(_EXTRA_KEYS, ctx)
-        known: frozenset[str] = extra if isinstance(extra, frozenset) else frozenset()
-        ctx = otel_context.set_value(_EXTRA_KEYS, known | frozenset(attributes), ctx)
-    token = otel_context.attach(ctx)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
+            for key, value in attributes.items():
+                if not isinstance(key, str) or not key:
+                    raise InvalidArgumentError(
+                        "pyflare.context(attributes=...) keys must be non-empty strings, "
+                        f"got {key!r}"
+                    )
+                tags.append((key, _check(key, value)))
+            extra = frozenset(attributes)
+        self._tags = tuple(tags)
+        self._extra = extra
+        self._tokens: list[Token[Context]] = []
+
+    def _attach(self) -> Token[Context]:
+        ctx: Context = otel_context.get_current()
+        for key, value in self._tags:
+            ctx = baggage.set_baggage(key, value, ctx)
+        if self._extra:
+            known = otel_context.get_value(_EXTRA_KEYS, ctx)
+            previous: frozenset[str] = known if isinstance(known, frozenset) else frozenset()
+            ctx = otel_context.set_value(_EXTRA_KEYS, previous | self._extra, ctx)
+        return otel_context.attach(ctx)
+
+    def __enter__(self) -> None:
+        self._tokens.append(self._attach())
+
+    def __exit__(self, *exc_info: object) -> None:
+        otel_context.detach(self._tokens.pop())
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise InvalidArgumentError(
+                "@pyflare.context can't decorate a generator (its body runs between the "
+                "caller's steps); use `with pyflare.context(...)` inside it instead"
+            )
+        if not callable(func):
+            raise InvalidArgumentError(
+                f"@pyflare.context decorates functions, got {type(func).__name__}"
+            )
+        attach = self._attach
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                token = attach()
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    otel_context.detach(token)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            token = attach()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                otel_context.detach(token)
+
+        return wrapper
 
 
 def current_context() -> dict[str, str]:
