@@ -671,3 +671,39 @@ def test_forked_child_never_writes_to_the_parents_store(run_python, tmp_path: Pa
     with DuckDBSpanStore(tmp_path / "fork.duckdb", read_only=True) as store:
         rows = store.sql("SELECT input_preview FROM traces ORDER BY 1").column(0).to_pylist()
     assert rows == ['{"who":"after-fork"}', '{"who":"before-fork"}']
+
+
+def test_unreachable_endpoint_drops_counts_and_the_host_goes_on(run_python) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    completed = run_python(
+        f"""
+        import json, time
+        import pyflare
+
+        pyflare.init(service_name="svc", endpoint="http://127.0.0.1:{port}",
+                     export_timeout_ms=1500)
+
+        @pyflare.trace
+        def work(i: int) -> int:
+            return i * 2
+
+        assert [work(i) for i in range(50)][-1] == 98
+        started = time.monotonic()
+        flushed = pyflare.flush(timeout_millis=5000)
+        stats = pyflare.stats()
+        pyflare.shutdown()
+        print("RESULT", json.dumps({{"stats": stats, "waited": time.monotonic() - started}}))
+        print("host still running")
+        """
+    )
+    result = run_python.result(completed.stdout)
+    assert "host still running" in completed.stdout
+    assert result["stats"]["dropped_export_failed"] == 50
+    assert result["stats"]["exported"] == 0
+    # flush() gives up at its timeout rather than hanging the host (a liveness
+    # bound, far above the 5 s asked for, not a speed check).
+    assert result["waited"] < 30
