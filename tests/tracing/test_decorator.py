@@ -584,3 +584,33 @@ def test_pii_cut_by_the_preview_end_is_still_masked() -> None:
     assert output.startswith("x" * 20 + " [EMAIL]")
     assert "jane" not in span.attributes[sc.INPUT_PREVIEW]
     assert len(span.attributes[sc.INPUT_PREVIEW]) <= 30
+
+
+def test_callable_objects_partials_and_bound_methods_get_readable_names(
+    pyflare_capture: CapturedSpans,
+) -> None:
+    import functools
+
+    def score(model: str, text: str) -> int:
+        return len(text)
+
+    class Scorer:
+        def __call__(self, text: str) -> int:
+            return len(text)
+
+        def run(self, text: str) -> int:
+            return len(text)
+
+    assert pyflare.trace(Scorer())("abc") == 3
+    assert pyflare.trace(functools.partial(score, "m1"))(text="abcd") == 4
+    assert pyflare.trace(Scorer().run)("ab") == 2
+    names = [s.name for s in pyflare_capture.spans]
+    assert names == [
+        f"{Scorer.__qualname__}",
+        f"{score.__qualname__}",
+        f"{Scorer.run.__qualname__}",
+    ]
+    functions = [s.attributes[sc.CODE_FUNCTION] for s in pyflare_capture.spans]
+    assert functions == [f"{__name__}.{n}" for n in names]
+    inputs = [s.attributes[sc.INPUT_PREVIEW] for s in pyflare_capture.spans]
+    assert inputs == ['{"text":"abc"}', '{"text":"abcd"}', '{"text":"ab"}']

@@ -294,6 +294,17 @@ def _wrap_function(
     return wrapper
 
 
+def _code_of(func: Any) -> Any:
+    """What names a callable: the function inside partials and bound methods."""
+    for _ in range(16):  # partials of partials; bounded against odd objects
+        inner = getattr(func, "func", None) if isinstance(func, functools.partial) else None
+        inner = inner if inner is not None else getattr(func, "__func__", None)
+        if inner is None:
+            return func
+        func = inner
+    return func
+
+
 def _decorate(
     target: Any,
     *,
@@ -320,7 +331,11 @@ def _decorate(
             f"@pyflare.trace decorates functions and methods, not classes ({func.__qualname__}); "
             "decorate the methods to trace instead"
         )
-    span_name = name if name is not None else getattr(func, "__qualname__", None) or repr(func)
+    code = _code_of(func)
+    qualname = getattr(code, "__qualname__", None)
+    if not isinstance(qualname, str):
+        qualname = type(code).__qualname__  # a callable object: name its class
+    span_name = name if name is not None else qualname
     options = SpanOptions(
         where=f"@pyflare.trace on {span_name}",
         kind=kind,
@@ -329,8 +344,7 @@ def _decorate(
         model_version=model_version,
         attributes=attributes,
     )
-    qualname = getattr(func, "__qualname__", span_name)
-    module = getattr(func, "__module__", None)
+    module = getattr(code, "__module__", None)
     # OTel's code.function.name is the fully qualified name.
     options.attributes.setdefault(
         sc.CODE_FUNCTION, f"{module}.{qualname}" if isinstance(module, str) else qualname
