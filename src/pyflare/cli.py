@@ -10,6 +10,7 @@ server's ``server``, ``worker``, ``demo``, ``keys``) join through the
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -112,6 +113,12 @@ def _optional_command(name: str, extra: str) -> Callable[[argparse.Namespace], i
         sys.stderr.write(
             f'`pyflare {name}` comes with PyFlare\'s server: pip install "pyflare[{extra}]"\n'
         )
+        if importlib.util.find_spec("pyflare_server") is not None:
+            # The package is there but registered no such command: say so, rather
+            # than send the user round in circles with the same install line.
+            sys.stderr.write(
+                f"(pyflare_server {__version__} is installed but has no `{name}` command yet)\n"
+            )
         return 2
 
     return missing
