@@ -8,8 +8,10 @@ global (usually none: non-recording spans, near-zero cost).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -19,7 +21,7 @@ from pyflare._version import __version__
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["STATE", "warn_once"]
+__all__ = ["STATE", "after_fork_in_child", "warn_once"]
 
 logger = logging.getLogger("pyflare")
 
@@ -71,3 +73,20 @@ def reset_warnings() -> None:
     """Forget which warnings were given (for tests)."""
     with _warned_lock:
         _warned.clear()
+
+
+def after_fork_in_child(owner: object, method: str) -> None:
+    """Call ``owner.<method>()`` in a forked child, for as long as ``owner`` lives.
+
+    Locks and threads don't survive fork(); objects that hold them reset here.
+    """
+    if not hasattr(os, "register_at_fork"):
+        return
+    ref = weakref.ref(owner)
+
+    def hook() -> None:
+        target = ref()
+        if target is not None:
+            getattr(target, method)()
+
+    os.register_at_fork(after_in_child=hook)

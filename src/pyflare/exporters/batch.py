@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 
 from opentelemetry.context import (
@@ -25,7 +23,7 @@ from opentelemetry.context import (
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from pyflare._runtime import warn_once
+from pyflare._runtime import after_fork_in_child, warn_once
 
 __all__ = ["BatchExportProcessor", "ExportStats"]
 
@@ -85,15 +83,7 @@ class BatchExportProcessor(SpanProcessor):
         self._export_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._start_worker()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.ref(self)
-
-            def after_fork_in_child() -> None:
-                processor = ref()
-                if processor is not None:
-                    processor._after_fork()
-
-            os.register_at_fork(after_in_child=after_fork_in_child)
+        after_fork_in_child(self, "_after_fork")
 
     def _start_worker(self) -> None:
         self._worker = threading.Thread(target=self._run, name=self._name, daemon=True)

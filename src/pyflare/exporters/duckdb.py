@@ -12,14 +12,13 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from pyflare._runtime import warn_once
+from pyflare._runtime import after_fork_in_child, warn_once
 from pyflare.errors import PyFlareError, StoreError
 
 if TYPE_CHECKING:
@@ -53,15 +52,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._closed = False
         self._forked_from: int | None = None
         self.last_error: PyFlareError | None = None
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.ref(self)
-
-            def after_fork_in_child() -> None:
-                exporter = ref()
-                if exporter is not None:
-                    exporter._after_fork()
-
-            os.register_at_fork(after_in_child=after_fork_in_child)
+        after_fork_in_child(self, "_after_fork")
 
     def _after_fork(self) -> None:
         # The parent still owns the file (and its lock): the child never touches it.
