@@ -64,7 +64,7 @@ class _Binder:
 
 
 def _capture_input(span: otel_trace.Span, binder: _Binder, args: Any, kwargs: Any) -> None:
-    # PII in previews is masked on the way out (MaskingSpanExporter), in the export
+    # PII in previews is masked on the way out (pyflare.exporters.masking), in the export
     # thread, so the caller doesn't pay for it.
     try:
         rendered = render_arguments(
