@@ -159,10 +159,32 @@ def test_bad_traces_arguments(kwargs: dict[str, Any], message: str, tmp_path: Pa
     assert not (tmp_path / "never-opened.duckdb").exists()
 
 
-@pytest.mark.parametrize("trace_id", ["xyz", "g" * 32, "0" * 31, 123, None])
+@pytest.mark.parametrize("trace_id", ["xyz", "abc12", "g" * 32, "0" * 33, 123, None])
 def test_bad_trace_ids(trace_id: Any, store: dict[str, Any]) -> None:
     with pytest.raises(pyflare.InvalidArgumentError, match="trace_id must be 32 hex characters"):
         pyflare.spans(trace_id, store=store["url"])
+
+
+def test_a_unique_prefix_names_a_trace(store: dict[str, Any], tmp_path: Path) -> None:
+    url, new = store["url"], store["new"]
+    full = pyflare.spans(new, store=url)
+    by_prefix = pyflare.spans(new[:8].upper(), store=url)
+    assert list(by_prefix["span_id"]) == list(full["span_id"])
+    assert pyflare.get_trace(new[:6], store=url).trace_id == new
+    unknown = next(p for p in ("000000", "ffffff", "123456") if not new.startswith(p))
+    with pytest.raises(pyflare.InvalidArgumentError, match=f"no trace id starts with '{unknown}'"):
+        pyflare.spans(unknown, store=url)
+
+
+def test_an_ambiguous_prefix_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "twins.duckdb"
+    with DuckDBSpanStore(path) as db:
+        with capture_spans() as c:  # sequential ids: 000…001 and 000…002
+            lookup("one")
+            lookup("two")
+        db.write(c.batch())
+    with pytest.raises(pyflare.InvalidArgumentError, match="'000000' is ambiguous"):
+        pyflare.spans("000000", store=f"duckdb:///{path}")
 
 
 def test_sql_needs_a_string(store: dict[str, Any]) -> None:

@@ -104,6 +104,10 @@ def test_one_trace_as_a_tree(filled: tuple[Path, dict[str, str]], tmp_path: Path
     assert missing.returncode == 1
     assert f"no trace {'0' * 32}" in missing.stdout
 
+    short = run_cli("traces", ids["error"][:8], "--store", str(path), cwd=tmp_path)
+    assert short.returncode == 0, short.stderr
+    assert f"Trace {ids['error'][:16]}" in short.stdout
+
     bad = run_cli("traces", "not-a-trace-id", "--store", str(path), cwd=tmp_path)
     assert bad.returncode == 1
     assert bad.stderr.startswith("pyflare: trace_id must be 32 hex characters")

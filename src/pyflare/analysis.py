@@ -191,22 +191,53 @@ def traces(
     return _to_pandas(_with_store(store, lambda s: s.traces(query)))
 
 
+_MIN_PREFIX = 6
+
+
 def _check_trace_id(trace_id: object) -> str:
-    if not isinstance(trace_id, str) or len(trace_id) != 32:
-        raise InvalidArgumentError(f"trace_id must be 32 hex characters, got {trace_id!r}")
-    try:
-        int(trace_id, 16)
-    except ValueError:
+    """A full trace id, or a prefix of one (as ``pyflare traces`` prints), lower-cased."""
+    if isinstance(trace_id, str) and _MIN_PREFIX <= len(trace_id) <= 32:
+        try:
+            int(trace_id, 16)
+        except ValueError:
+            pass
+        else:
+            return trace_id.lower()
+    raise InvalidArgumentError(
+        f"trace_id must be 32 hex characters (or a unique prefix of at least {_MIN_PREFIX}), "
+        f"got {trace_id!r}"
+    )
+
+
+def _resolve_trace_id(store: SpanStore, trace_id: str) -> str:
+    if len(trace_id) == 32:
+        return trace_id
+    matches = (
+        store.sql(
+            "SELECT DISTINCT trace_id FROM traces WHERE trace_id LIKE ? ORDER BY 1 LIMIT 3",
+            [trace_id + "%"],
+        )
+        .column(0)
+        .to_pylist()
+    )
+    if not matches:
+        raise InvalidArgumentError(f"no trace id starts with {trace_id!r}")
+    if len(matches) > 1:
         raise InvalidArgumentError(
-            f"trace_id must be 32 hex characters, got {trace_id!r}"
-        ) from None
-    return trace_id.lower()
+            f"{trace_id!r} is ambiguous: it starts {', '.join(matches[:2])}"
+            f"{' and more' if len(matches) > 2 else ''}; give more characters"
+        )
+    return str(matches[0])
 
 
 def spans(trace_id: str, *, store: str | None = None) -> pd.DataFrame:
-    """The spans of one trace in tree order, with a ``depth`` column."""
+    """The spans of one trace in tree order, with a ``depth`` column.
+
+    ``trace_id`` may be a unique prefix (at least 6 hex characters), as
+    ``pyflare traces`` shows them.
+    """
     checked = _check_trace_id(trace_id)
-    return _to_pandas(_with_store(store, lambda s: s.spans(checked)))
+    return _to_pandas(_with_store(store, lambda s: s.spans(_resolve_trace_id(s, checked))))
 
 
 def get_trace(trace_id: str, *, store: str | None = None) -> TraceView:
