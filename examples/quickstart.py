@@ -1,8 +1,9 @@
 """PyFlare in one file: instrument a small RAG app and a classifier, then look.
 
-Runs with no infrastructure: spans go to a local DuckDB file
-(``./.pyflare/quickstart.duckdb``), then the script prints the recent traces,
-one trace as a tree, and a per-model summary read back with SQL.
+Runs with no infrastructure: spans go to the default local DuckDB file
+(``./.pyflare/pyflare.duckdb``), then the script prints the recent traces,
+one trace as a tree, and a per-model summary read back with SQL. Afterwards
+``pyflare traces`` and ``pyflare sql "…"`` read the same file.
 
     python examples/quickstart.py
 """
@@ -17,7 +18,6 @@ import time
 
 import pyflare
 
-STORE = "duckdb:///.pyflare/quickstart.duckdb"
 # The example's own randomness; seeding the global `random` would also fix the
 # trace ids OpenTelemetry draws from it.
 RNG = random.Random(7)
@@ -77,7 +77,7 @@ async def score_transactions() -> None:
 
 
 def main() -> int:
-    pyflare.init(service_name="rag-bot", store=STORE, environment="dev")
+    pyflare.init(service_name="rag-bot", environment="dev")
     questions = [
         "How does PyFlare store spans?",
         "What is drift detection?",
@@ -115,7 +115,10 @@ def main() -> int:
     )
     console.print(summary.to_string(index=False))
     stats = pyflare.stats()
-    console.print(f"exported {stats['exported']} spans, dropped {stats['dropped']}, store {STORE}")
+    console.print(
+        f"exported {stats['exported']} spans, dropped {stats['dropped']}, "
+        f"store {stats['store']}; now try `pyflare traces`"
+    )
     pyflare.shutdown()
     return 0
 

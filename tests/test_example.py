@@ -17,5 +17,5 @@ def test_quickstart(run_python, tmp_path: Path) -> None:
     assert "fraud-v3" in out
     assert "exported 21 spans, dropped 0" in out
     assert "jane.doe@example.com" not in out
-    assert (tmp_path / ".pyflare" / "quickstart.duckdb").is_file()
+    assert (tmp_path / ".pyflare" / "pyflare.duckdb").is_file()
     assert result.stderr == ""
