@@ -393,6 +393,8 @@ def test_summary_columns(store: SpanStore) -> None:
         "span_count",
         "error_count",
         "model_id",
+        "input_preview",
+        "output_preview",
         "input_tokens",
         "output_tokens",
         "total_tokens",
@@ -631,3 +633,24 @@ def test_a_traces_model_is_its_llm_model(store: SpanStore) -> None:
     )
     models = {row["trace_id"]: row["model_id"] for row in summaries(store)}
     assert models == {tid(7): "gpt-4o", tid(8): "fraud-v3"}
+
+
+def test_a_traces_previews_are_its_roots(store: SpanStore) -> None:
+    store.write(
+        batch(
+            make_span(
+                9,
+                1,
+                name="answer",
+                attributes={"pyflare.input.preview": "question?", "pyflare.output.preview": "42"},
+            ),
+            make_span(9, 2, parent=1, start=T0 + 1, attributes={"input.value": "prompt"}),
+            # Capture off on the root: the earliest span that recorded content speaks for it.
+            make_span(10, 3, name="plain"),
+            make_span(10, 4, parent=3, start=T0 + 1, attributes={"input.value": "inner prompt"}),
+        )
+    )
+    previews = {
+        row["trace_id"]: (row["input_preview"], row["output_preview"]) for row in summaries(store)
+    }
+    assert previews == {tid(9): ("question?", "42"), tid(10): ("inner prompt", None)}

@@ -70,10 +70,12 @@ class SpanStore(Protocol):
 
         Columns: trace_id, start_time, end_time, duration_ns, service_name,
         operation_name, status_code, span_count, error_count, model_id,
-        input_tokens, output_tokens, total_tokens, cost_micros. Service, operation
+        input_preview, output_preview, input_tokens, output_tokens, total_tokens,
+        cost_micros. Service, operation
         and (unless a span errored) status are the root's, or the earliest span's
         when the root is missing; model_id is the first LLM span's model, else the
-        first span's that has one; token and cost sums skip NULLs and are NULL when
+        first span's that has one; the previews are the root's, else the earliest
+        span's that has one; token and cost sums skip NULLs and are NULL when
         no span knows them.
         """
         ...

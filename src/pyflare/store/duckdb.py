@@ -50,6 +50,10 @@ _SUMMARY_COLUMNS = """
         arg_min(model_id, start_time) FILTER (WHERE model_id IS NOT NULL AND inference_type = 'llm'),
         arg_min(model_id, start_time) FILTER (WHERE model_id IS NOT NULL)
     ) AS model_id,
+    coalesce(arg_min(input_preview, start_time) FILTER (WHERE parent_span_id IS NULL),
+             arg_min(input_preview, start_time)) AS input_preview,
+    coalesce(arg_min(output_preview, start_time) FILTER (WHERE parent_span_id IS NULL),
+             arg_min(output_preview, start_time)) AS output_preview,
     CAST(sum(input_tokens) AS BIGINT) AS input_tokens,
     CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
     CAST(sum(total_tokens) AS BIGINT) AS total_tokens,
