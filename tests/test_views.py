@@ -464,7 +464,8 @@ def test_traces_table() -> None:
     text = render_text(traces_table(df), width=160)
     assert "4bf92f35" in text
     assert TRACE_ID not in text
-    assert "2025-03-01 12:00:00" in text
+    assert "2025-03-01 12:00" in text  # not today: the date is shown
+    assert "rag-api" in text and "batch" in text  # two services: a service column
     assert "support_agent.run" in text
     assert "1.24 s" in text
     assert "2m 05s" in text
@@ -474,6 +475,34 @@ def test_traces_table() -> None:
     assert "$0.005921" in text
     assert "$0" not in text.replace("$0.005921", "")
     assert "gpt-4o" in text
+
+
+def test_traces_table_today_and_one_service() -> None:
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+    df = pd.DataFrame(
+        {
+            "trace_id": [TRACE_ID, "b" * 32],
+            "start_time": [now, now],
+            "service_name": ["rag-api", "rag-api"],
+            "operation_name": ["answer", "answer"],
+            "span_count": [3, 4],
+            "duration_ns": [1_000_000, 2_000_000],
+            "status_code": ["ok", "ok"],
+            "error_count": [0, 0],
+            "total_tokens": pd.array([10, 20], dtype="Int64"),
+            "cost_micros": pd.array([None, None], dtype="Int64"),
+            "model_id": ["gpt-4o", "gpt-4o"],
+        }
+    )
+    text = render_text(traces_table(df), width=80)
+    assert "2 traces of rag-api (times UTC)" in text
+    assert now.strftime("%H:%M:%S") in text
+    assert now.strftime("%Y-%m-%d") not in text  # today's traces show the time alone
+    assert "service" not in text.splitlines()[2]  # no service column for one service
+    # Everything fits 80 columns: ids whole, every column there.
+    assert "4bf92f35" in text and "bbbbbbbb" in text
+    for header in ("trace", "start", "operation", "model", "spans", "duration", "tokens", "cost"):
+        assert header in text
 
 
 def test_traces_table_empty() -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any, SupportsInt
 
 import pandas as pd
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -119,13 +120,17 @@ def _status_cell(status: str | None, errors: int | None) -> Text:
     return Text("✓ ok", style="green")
 
 
-def _start_cell(value: object) -> str:
+def _start_cell(value: object, today: str) -> str:
+    """Start time in UTC: the time alone for today's traces, with the date otherwise."""
     if is_null(value):
         return _DASH
     try:
-        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[arg-type]
+        stamp = pd.Timestamp(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return str(value)
+    if stamp.strftime("%Y-%m-%d") == today:
+        return stamp.strftime("%H:%M:%S")
+    return stamp.strftime("%Y-%m-%d %H:%M")
 
 
 def traces_table(df: pd.DataFrame) -> Table:
@@ -135,23 +140,42 @@ def traces_table(df: pd.DataFrame) -> Table:
     )
     rows = list(records)
     has_model = any(opt_str(r.get("model_id")) for r in rows)
-    table = Table(title=f"{len(rows):,} trace{'s' if len(rows) != 1 else ''}", title_justify="left")
-    table.add_column("trace", style="magenta", no_wrap=True)
-    table.add_column("start", no_wrap=True)
-    table.add_column("service", overflow="ellipsis", max_width=24)
-    table.add_column("root operation", overflow="ellipsis", max_width=40)
+    services = {opt_str(r.get("service_name")) for r in rows}
+    # One service for every row (the usual case) goes in the title, not a column.
+    one_service = next(iter(services)) if len(services) == 1 else None
+    title = f"{len(rows):,} trace{'s' if len(rows) != 1 else ''}"
+    if one_service:
+        title += f" of {one_service}"
+    today = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
+    # A light box: in an 80-column terminal every character counts.
+    table = Table(
+        title=f"{title} (times UTC)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("trace", style="magenta", no_wrap=True, min_width=8)
+    table.add_column("start", no_wrap=True, min_width=8)
+    if one_service is None:
+        table.add_column("service", overflow="ellipsis", max_width=24, no_wrap=True)
+    # Names give way first when the terminal is narrow (cut with an ellipsis).
+    table.add_column("operation", overflow="ellipsis", max_width=40)
     if has_model:
         table.add_column("model", style="cyan", overflow="ellipsis", max_width=28)
-    table.add_column("spans", justify="right")
-    table.add_column("duration", justify="right", style="yellow")
-    table.add_column("status", no_wrap=True)
-    table.add_column("tokens", justify="right")
-    table.add_column("cost", justify="right", style="green")
+    table.add_column("spans", justify="right", no_wrap=True, min_width=5)
+    table.add_column("duration", justify="right", style="yellow", no_wrap=True, min_width=8)
+    table.add_column("status", no_wrap=True, min_width=6, overflow="ellipsis")
+    table.add_column("tokens", justify="right", no_wrap=True, min_width=6)
+    table.add_column("cost", justify="right", style="green", no_wrap=True, min_width=5)
     for r in rows:
         cells: list[str | Text] = [
             Text((opt_str(r.get("trace_id")) or "")[:8]),
-            _start_cell(r.get("start_time")),
-            Text(opt_str(r.get("service_name")) or ""),
+            _start_cell(r.get("start_time"), today),
+        ]
+        if one_service is None:
+            cells.append(Text(opt_str(r.get("service_name")) or ""))
+        cells += [
             Text(truncate(opt_str(r.get("operation_name")) or "", NAME_CHARS)),
         ]
         if has_model:
