@@ -654,3 +654,35 @@ def test_a_traces_previews_are_its_roots(store: SpanStore) -> None:
         row["trace_id"]: (row["input_preview"], row["output_preview"]) for row in summaries(store)
     }
     assert previews == {tid(9): ("question?", "42"), tid(10): ("inner prompt", None)}
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        # one process: the same resource on every row
+        [{"host.name": "h-1"}] * 3,
+        # several: each row keeps its own
+        [{"host.name": "h-1"}, {"host.name": "h-2"}, {"host.name": "h-1"}],
+        # same keys, one value differs
+        [
+            {"host.name": "h-1", "k": "v"},
+            {"host.name": "h-1", "k": "v"},
+            {"host.name": "h-1", "k": "w"},
+        ],
+        # different sizes
+        [{"host.name": "h-1"}, {"host.name": "h-1", "extra": "x"}, {}],
+    ],
+    ids=["shared", "two-hosts", "one-value-differs", "different-sizes"],
+)
+def test_each_row_keeps_its_resource(store: SpanStore, resources: list[dict[str, str]]) -> None:
+    spans = [
+        make_span(11, index + 1, start=T0 + index, service="svc", resource=resource)
+        for index, resource in enumerate(resources)
+    ]
+    store.write(batch(*spans))
+    rows = store.spans(tid(11)).to_pylist()
+    stored = {row["span_id"]: dict(row["resource"]) for row in rows}
+    assert stored == {
+        sid(index + 1): {"service.name": "svc", **resource}
+        for index, resource in enumerate(resources)
+    }

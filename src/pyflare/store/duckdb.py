@@ -124,6 +124,31 @@ def _first_of_each_span(batch: pa.Table) -> pa.Table:
     return batch.take(keep.take(pc.sort_indices(keep)))
 
 
+_ENTRIES = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
+
+
+def _shared_resource(column: pa.ChunkedArray) -> tuple[list[str], list[str]] | None:
+    """(keys, values) of the resource map when every row has the same one, else None."""
+    if column.null_count or len(column) == 0:
+        return None
+    # The same layout as the map, seen as a list, which Arrow's kernels take.
+    entries = column.cast(_ENTRIES)
+    first = entries[0].as_py()
+    width = len(first)
+    if width == 0 or not pc.all(pc.equal(pc.list_value_length(entries), width)).as_py():
+        return None
+    keys = [entry["key"] for entry in first]
+    values = [entry["value"] for entry in first]
+    flat = pc.list_flatten(entries).combine_chunks()
+    # Every row has `width` entries, so row r's entries sit at r * width + i.
+    pattern = pa.array(list(range(width)) * len(column), pa.int32())
+    for field, expected in (("key", keys), ("value", values)):
+        tiled = pc.take(pa.array(expected, pa.string()), pattern)
+        if not pc.all(pc.equal(flat.field(field), tiled)).as_py():
+            return None
+    return keys, values
+
+
 class DuckDBSpanStore:
     """:class:`~pyflare.store.base.SpanStore` on a DuckDB file (or ``:memory:``)."""
 
@@ -314,12 +339,25 @@ class DuckDBSpanStore:
 
     def _insert(self, batch: pa.Table) -> int:
         lo, hi = pc.min_max(batch.column("start_time").cast(pa.int64())).values()
+        # A batch from one process has one resource on every row. Then the map goes
+        # in once, as a constant, rather than row by row: DuckDB checks every map it
+        # loads from Arrow, and the resource is as large as a span's attributes.
+        shared = _shared_resource(batch.column("resource"))
+        params: list[Any] | None = None
+        columns = "*"
+        if shared is not None:
+            batch = batch.drop_columns(["resource"])
+            params = list(shared)
+            columns = ", ".join(
+                "map(?::VARCHAR[], ?::VARCHAR[])" if name == "resource" else f'b."{name}"'
+                for name in SPAN_SCHEMA.names
+            )
         # Skip spans already stored. Only rows in the batch's time range can collide;
         # the range goes in as literals (integers from Arrow) so DuckDB prunes the
         # row groups outside it by their min/max instead of scanning the table.
         sql = f"""
             INSERT INTO traces
-            SELECT * FROM {_BATCH_VIEW} AS b
+            SELECT {columns} FROM {_BATCH_VIEW} AS b
             WHERE NOT EXISTS (
                 SELECT 1 FROM traces t
                 WHERE t.start_time BETWEEN make_timestamp_ns({int(lo.as_py())})
@@ -331,7 +369,7 @@ class DuckDBSpanStore:
         chunked = pa.Table.from_batches(batch.to_batches(max_chunksize=_SCAN_CHUNK_ROWS))
         try:
             con.register(_BATCH_VIEW, chunked)
-            inserted = _run(con, sql)
+            inserted = _run(con, sql, params)
             return int(inserted[0][0]) if inserted else 0
         except duckdb.Error as exc:
             raise StoreError(
