@@ -533,19 +533,16 @@ def test_ingested_at() -> None:
     assert table.column("_ingested_at").cast(pa.int64()).to_pylist() == [(T0 + 999_999) // 1000]
 
 
-def test_transform_sees_fields_and_attributes_and_decides_what_is_stored() -> None:
-    seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
+def test_mask_attributes_changes_the_copy_before_anything_is_read() -> None:
+    def mask(attributes: dict[str, Any]) -> None:
+        if sc.OI_INPUT_VALUE in attributes:
+            attributes[sc.OI_INPUT_VALUE] = "[masked]"
 
-    def mask(fields: dict[str, Any], attributes: Mapping[str, Any]) -> dict[str, Any]:
-        seen.append((dict(fields), dict(attributes)))
-        return {**fields, "input_preview": "[masked]"}
-
-    spans = [make_span({sc.OI_INPUT_VALUE: "my email is a@b.c"}), make_span({}, span=3)]
-    rows = to_pylist(from_readable_spans(spans, transform=mask))
-    assert [r["input_preview"] for r in rows] == ["[masked]", "[masked]"]
-    assert seen[0][0]["input_preview"] == "my email is a@b.c"
-    assert seen[0][1] == {sc.OI_INPUT_VALUE: "my email is a@b.c"}
-    assert seen[1] == (dict.fromkeys(ML_COLUMNS), {})
+    span = make_span({sc.OI_INPUT_VALUE: "my email is a@b.c"})
+    (row,) = to_pylist(from_readable_spans([span], mask_attributes=mask))
+    assert row["input_preview"] == "[masked]"  # the ML column reads the masked value
+    assert row["attributes"][sc.OI_INPUT_VALUE] == "[masked]"
+    assert span.attributes[sc.OI_INPUT_VALUE] == "my email is a@b.c"  # span untouched
 
 
 def test_empty_input_and_helpers() -> None:

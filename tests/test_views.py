@@ -370,6 +370,7 @@ def test_attributes_as_pyarrow_style_pairs() -> None:
 
 def test_frame_read_back_from_arrow() -> None:
     import pyarrow as pa  # a dependency: never skipped
+
     df = realistic().drop(columns="events")
     table = pa.Table.from_pandas(df.drop(columns="attributes"), preserve_index=False)
     pairs = [list(d.items()) for d in df["attributes"]]

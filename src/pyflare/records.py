@@ -24,7 +24,6 @@ from pyflare.mlfields import (
     PREVIEW_CHARS,
     ml_fields,
     ml_lookups,
-    ml_tuple,
     ml_values,
     stringify,
 )
@@ -207,13 +206,11 @@ def from_readable_spans(
     spans: Sequence[ReadableSpan],
     *,
     ingested_at_ns: int | None = None,
-    transform: Any = None,
     mask_attributes: Callable[[dict[str, Any]], None] | None = None,
 ) -> SpanBatch:
     """Convert finished OTel SDK spans into a canonical :data:`SpanBatch`.
 
-    ``transform``, when given, is called with each span's ML-field dict and its
-    attributes and returns the dict to store. ``mask_attributes``, when given,
+    ``mask_attributes``, when given,
     changes each span's (copied) attribute dict in place before anything is read
     from it: the local exporter masks PII this way without copying spans.
 
@@ -283,9 +280,6 @@ def from_readable_spans(
             if lookups is not None:
                 ml = ml_values(values_dict, lookups)
         attr_offsets.append(len(attr_keys))
-        if transform is not None:
-            fields = transform(dict(zip(ML_COLUMNS, ml, strict=True)), attrs or {})
-            ml = ml_tuple(fields)
         ml_rows.append(ml)
         events = span.events
         events_col.append(_events(events) if events else no_events)
