@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pyflare.errors import ConfigError
 
-__all__ = ["SETTINGS", "Setting", "Settings", "load_settings", "store_url"]
+__all__ = ["SETTINGS", "Setting", "Settings", "load_settings", "store_path", "store_url"]
 
 CaptureMode = Literal["all", "inputs", "off"]
 DEFAULT_STORE = "duckdb:///.pyflare/pyflare.duckdb"
@@ -89,6 +89,29 @@ def _key_values(raw: str) -> dict[str, str]:
 _STORE_FORMS = "duckdb:///path/to/file.duckdb, duckdb:///:memory:, a file path, or none"
 
 
+def store_path(url: str) -> str:
+    """The DuckDB database path a ``duckdb:///path`` URL names (``:memory:`` allowed).
+
+    ``duckdb:///rel/file.duckdb`` is relative to the working directory,
+    ``duckdb:////abs/file.duckdb`` absolute, ``duckdb:///:memory:`` in memory.
+
+    Raises:
+        ValueError: not such a URL; the message says what is wrong.
+    """
+    if not isinstance(url, str) or not url.startswith("duckdb://"):
+        raise ValueError(f"not a DuckDB store URL: {url!r}; expected duckdb:///path/to/file.duckdb")
+    # One leading slash separates the (empty) host from the path:
+    # duckdb:///rel/path -> "rel/path"; duckdb:////abs/path -> "/abs/path".
+    path = url.removeprefix("duckdb://").removeprefix("/")
+    if not path:
+        raise ValueError(f"store URL {url!r} names no file; expected duckdb:///path/to/file.duckdb")
+    if path.endswith("/"):
+        raise ValueError(
+            f"store URL {url!r} names a directory; expected duckdb:///path/to/file.duckdb"
+        )
+    return path
+
+
 def _store_url(raw: str) -> str | None:
     value = raw.strip()
     if value.lower() in {"none", "off"}:
@@ -96,11 +119,10 @@ def _store_url(raw: str) -> str | None:
     if not value:
         return None
     if value.startswith("duckdb://"):
-        # The same reading as pyflare.store.duckdb.parse_store_url, which can't be
-        # imported here (it pulls in duckdb): one leading slash separates the path.
-        path = value.removeprefix("duckdb://")
-        if not path.removeprefix("/"):
-            raise _Invalid(_STORE_FORMS)
+        try:
+            store_path(value)
+        except ValueError:
+            raise _Invalid(_STORE_FORMS) from None
         return value
     if "://" in value:
         raise _Invalid(_STORE_FORMS)

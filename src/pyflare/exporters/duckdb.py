@@ -62,11 +62,6 @@ class DuckDBSpanExporter(SpanExporter):
             self._store = None
         self._forked_from = os.getppid()
 
-    @property
-    def store(self) -> SpanStore | None:
-        """The open store, or None if it could not be opened (see ``last_error``)."""
-        return self._store
-
     def open(self) -> SpanStore | None:
         """Open the store now if it isn't open (and a retry is due)."""
         with self._lock:

@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pyflare.config import store_path
 from pyflare.errors import QueryError, StoreError, StoreLockedError
 from pyflare.records import SPAN_SCHEMA
 from pyflare.store.base import MAX_SQL_ROWS, PYFLARE_TABLES, TraceQuery
@@ -74,25 +75,11 @@ _REQUIRED_COLUMNS = tuple(field.name for field in SPAN_SCHEMA if not field.nulla
 
 
 def parse_store_url(url: str) -> str:
-    """The DuckDB database path of a ``duckdb:///path`` URL (``:memory:`` allowed).
-
-    ``duckdb:///rel/file.duckdb`` is relative to the working directory,
-    ``duckdb:////abs/file.duckdb`` absolute, ``duckdb:///:memory:`` in memory.
-    """
-    if not isinstance(url, str) or not url.startswith("duckdb://"):
-        raise StoreError(f"not a DuckDB store URL: {url!r}; expected duckdb:///path/to/file.duckdb")
-    path = url[len("duckdb://") :]
-    # One leading slash separates the (empty) host from the path:
-    # duckdb:///rel/path -> "rel/path"; duckdb:////abs/path -> "/abs/path".
-    if path.startswith("/"):
-        path = path[1:]
-    if not path:
-        raise StoreError(f"store URL {url!r} names no file; expected duckdb:///path/to/file.duckdb")
-    if path.endswith("/"):
-        raise StoreError(
-            f"store URL {url!r} names a directory; expected duckdb:///path/to/file.duckdb"
-        )
-    return path
+    """The DuckDB database path of a ``duckdb:///path`` URL (see `pyflare.config.store_path`)."""
+    try:
+        return store_path(url)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
 
 
 def _run(
