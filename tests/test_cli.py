@@ -148,7 +148,7 @@ def test_version_server_and_help(tmp_path: Path) -> None:
     assert "opentelemetry-sdk 1." in version.stdout
     assert "duckdb " in version.stdout
 
-    server = run_cli("server", cwd=tmp_path)
+    server = run_cli("worker", cwd=tmp_path)
     assert server.returncode == 2
     assert 'pip install "pyflare[server]"' in server.stderr
 
