@@ -3,7 +3,9 @@
 One row per span, the same columns everywhere (DESIGN.md §3). ``SpanBatch`` is
 an Arrow table with :data:`SPAN_SCHEMA`. The ML columns (model, tokens, inference
 type, previews) are read from the attributes by :mod:`pyflare.mlfields`; this module
-builds the rest of the row and the table around them.
+builds the rest of the row and the table around them. :data:`METRIC_SCHEMA` and
+:data:`LOG_SCHEMA` are the rows of the ``metrics`` and ``logs`` tables, which the
+server fills from OTLP.
 
 This module imports pyarrow; ``import pyflare`` does not import it.
 """
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = [
+    "LOG_SCHEMA",
+    "METRIC_SCHEMA",
     "PREVIEW_CHARS",
     "SPAN_SCHEMA",
     "SpanBatch",
@@ -53,6 +57,9 @@ _EVENT = pa.struct(
         pa.field("attributes", _STR_MAP),
     ]
 )
+
+_BUCKET = pa.struct([pa.field("upper_bound", pa.float64()), pa.field("count", pa.int64())])
+_QUANTILE = pa.struct([pa.field("quantile", pa.float64()), pa.field("value", pa.float64())])
 
 SPAN_SCHEMA = pa.schema(
     [
@@ -80,6 +87,58 @@ SPAN_SCHEMA = pa.schema(
         pa.field("attributes", _STR_MAP, nullable=False),
         pa.field("resource", _STR_MAP, nullable=False),
         pa.field("events", pa.list_(_EVENT), nullable=False),
+        pa.field("_ingested_at", pa.timestamp("us"), nullable=False),
+    ]
+)
+
+# One row per metric data point (the spec's metrics table). value_type is 'gauge'
+# (gauges and non-monotonic sums), 'counter' (monotonic sums), 'histogram' (explicit
+# and exponential buckets, both stored as explicit upper bounds, the last +inf) or
+# 'summary'. value is the point's number; for histograms and summaries the mean
+# (sum / count), null when unknown. temporality is 'delta' or 'cumulative' for sums
+# and histograms, else null.
+METRIC_SCHEMA = pa.schema(
+    [
+        pa.field("metric_name", pa.string(), nullable=False),
+        pa.field("service_name", pa.string(), nullable=False),
+        pa.field("model_id", pa.string()),
+        pa.field("model_version", pa.string()),
+        pa.field("environment", pa.string()),
+        pa.field("timestamp", pa.timestamp("ns"), nullable=False),
+        pa.field("start_time", pa.timestamp("ns")),
+        pa.field("value_type", pa.string(), nullable=False),
+        pa.field("temporality", pa.string()),
+        pa.field("value", pa.float64()),
+        pa.field("histogram_count", pa.int64()),
+        pa.field("histogram_sum", pa.float64()),
+        pa.field("histogram_buckets", pa.list_(_BUCKET), nullable=False),
+        pa.field("quantiles", pa.list_(_QUANTILE), nullable=False),
+        pa.field("unit", pa.string()),
+        pa.field("scope_name", pa.string()),
+        pa.field("attributes", _STR_MAP, nullable=False),
+        pa.field("resource", _STR_MAP, nullable=False),
+        pa.field("_ingested_at", pa.timestamp("us"), nullable=False),
+    ]
+)
+
+# One row per log record. timestamp is the record's time, else its observed time;
+# trace_id and span_id are lowercase hex or null; body is the AnyValue rendered
+# as attribute values are (maps and arrays as JSON). event_name is the record's
+# event name, else its ``event.name`` attribute.
+LOG_SCHEMA = pa.schema(
+    [
+        pa.field("timestamp", pa.timestamp("ns"), nullable=False),
+        pa.field("observed_timestamp", pa.timestamp("ns")),
+        pa.field("trace_id", pa.string()),
+        pa.field("span_id", pa.string()),
+        pa.field("severity_number", pa.int32(), nullable=False),
+        pa.field("severity_text", pa.string()),
+        pa.field("body", pa.string()),
+        pa.field("event_name", pa.string()),
+        pa.field("service_name", pa.string(), nullable=False),
+        pa.field("scope_name", pa.string()),
+        pa.field("attributes", _STR_MAP, nullable=False),
+        pa.field("resource", _STR_MAP, nullable=False),
         pa.field("_ingested_at", pa.timestamp("us"), nullable=False),
     ]
 )

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
 
 from pyflare.errors import StoreError, StoreLockedError
-from pyflare.records import from_readable_spans
+from pyflare.records import METRIC_SCHEMA, from_readable_spans
 from pyflare.store.base import TraceQuery
 from pyflare.store.duckdb import DuckDBSpanStore, parse_store_url
 from pyflare.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -41,6 +41,11 @@ def schema_rows(path: Path) -> list[tuple[int, str, object]]:
             "SELECT version, description, applied_at FROM pyflare_schema ORDER BY version"
         ).fetchall()
     return rows
+
+
+def table_names(path: Path) -> set[str]:
+    with duckdb.connect(str(path)) as con:
+        return {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
 
 
 # -- schema versions -----------------------------------------------------------------
@@ -87,6 +92,39 @@ def test_a_store_from_a_newer_pyflare_is_refused_and_released(tmp_path: Path) ->
         ]
 
 
+def _version_1_store(path: Path) -> None:
+    """A store as PyFlare wrote it before the metrics and logs tables (schema version 1)."""
+    DuckDBSpanStore(path).close()
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE metrics")
+        con.execute("DROP TABLE logs")
+        con.execute("DELETE FROM pyflare_schema WHERE version > 1")
+
+
+def test_a_version_1_store_gains_the_metrics_and_logs_tables(tmp_path: Path) -> None:
+    path = tmp_path / "spans.duckdb"
+    _version_1_store(path)
+    with pytest.raises(StoreError, match=r"schema version 1; .*Open it once read-write"):
+        DuckDBSpanStore(path, read_only=True)
+    with DuckDBSpanStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.write(from_readable_spans(spans((1, 1)))) == 1
+        assert store.write_metrics(METRIC_SCHEMA.empty_table()) == 0
+        assert store.sql("SELECT count(*) AS n FROM logs").column("n")[0].as_py() == 0
+    assert [version for version, _, _ in schema_rows(path)] == [1, 2]
+
+
+def test_a_conflicting_metrics_table_rolls_back_only_migration_2(tmp_path: Path) -> None:
+    path = tmp_path / "spans.duckdb"
+    _version_1_store(path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE metrics (x INTEGER)")
+    with pytest.raises(StoreError, match=r"schema version 2 \(metrics and logs tables\)"):
+        DuckDBSpanStore(path)
+    assert table_names(path) == {"traces", "metrics", "pyflare_schema"}  # no logs table half-made
+    assert [version for version, _, _ in schema_rows(path)] == [1]
+
+
 def test_read_only_on_a_duckdb_file_that_is_not_a_store(tmp_path: Path) -> None:
     path = tmp_path / "analytics.duckdb"
     with duckdb.connect(str(path)) as con:
@@ -104,11 +142,7 @@ def test_a_conflicting_traces_table_fails_the_migration_and_leaves_no_trace(
         con.execute("CREATE TABLE traces (x INTEGER)")
     with pytest.raises(StoreError, match=r"migrating the store .* to schema version 1"):
         DuckDBSpanStore(path)
-    with duckdb.connect(str(path)) as con:
-        tables = {
-            row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
-        }
-    assert tables == {"traces"}
+    assert table_names(path) == {"traces"}
 
 
 def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 #: Tables and views a user may query with :meth:`SpanStore.sql`.
-PYFLARE_TABLES: frozenset[str] = frozenset({"traces"})
+PYFLARE_TABLES: frozenset[str] = frozenset({"traces", "metrics", "logs"})
 MAX_SQL_ROWS = 10_000
 
 StatusFilter = Literal["ok", "error", "unset"]
@@ -53,7 +53,7 @@ class TraceQuery:
 
 @runtime_checkable
 class SpanStore(Protocol):
-    """Where canonical span rows live."""
+    """Where canonical span rows live, and the metric points and log records beside them."""
 
     def write(self, batch: pa.Table) -> int:
         """Store a batch of canonical rows; durable when it returns.
@@ -62,6 +62,22 @@ class SpanStore(Protocol):
         batch or twice in one, never shows as a duplicate in query results.
         Returns the number of new rows. Raises ``StoreError`` for a batch without
         the canonical schema (the store stays usable) or a closed store.
+        """
+        ...
+
+    def write_metrics(self, batch: pa.Table) -> int:
+        """Append metric data points (rows of ``METRIC_SCHEMA``); durable when it returns.
+
+        Returns the number of rows stored. Raises ``StoreError`` for a batch
+        without the metrics schema (the store stays usable) or a closed store.
+        """
+        ...
+
+    def write_logs(self, batch: pa.Table) -> int:
+        """Append log records (rows of ``LOG_SCHEMA``); durable when it returns.
+
+        Returns the number of rows stored. Raises ``StoreError`` for a batch
+        without the logs schema (the store stays usable) or a closed store.
         """
         ...
 

@@ -4,7 +4,8 @@ DuckDB lets one process own a file. A second process gets
 :class:`~pyflare.errors.StoreLockedError` naming the file and the holder.
 Writes are batched Arrow inserts (never row by row) and idempotent: a span
 already stored (same trace_id, span_id) is skipped, the way ClickHouse's
-ReplacingMergeTree collapses redelivered rows.
+ReplacingMergeTree collapses redelivered rows. Metric points and log records
+are appended as they come.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import pyarrow.compute as pc
 
 from pyflare.config import store_path
 from pyflare.errors import QueryError, StoreError, StoreLockedError
-from pyflare.records import SPAN_SCHEMA
+from pyflare.records import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
 from pyflare.store.base import MAX_SQL_ROWS, PYFLARE_TABLES, TraceQuery
+from pyflare.store.batches import conform, first_of_each_span, shared_resource
 from pyflare.store.schema import MIGRATIONS, SCHEMA_VERSION
 from pyflare.store.tree import tree_order
 
@@ -71,7 +73,6 @@ _CATALOG = "pyflare"
 # An Arrow scan runs one thread per record batch: split writes so both cores work.
 _SCAN_CHUNK_ROWS = 4096
 _BATCH_VIEW = "_pyflare_batch"
-_REQUIRED_COLUMNS = tuple(field.name for field in SPAN_SCHEMA if not field.nullable)
 
 
 def parse_store_url(url: str) -> str:
@@ -94,46 +95,6 @@ def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
     to_table = getattr(relation, "to_arrow_table", None) or relation.arrow
     table: pa.Table = to_table()
     return table
-
-
-def _first_of_each_span(batch: pa.Table) -> pa.Table:
-    """``batch`` without repeated (trace_id, span_id) pairs, keeping the first."""
-    # Span ids are random 64-bit numbers: when they are all distinct, so are the pairs.
-    if pc.count_distinct(batch.column("span_id")).as_py() == batch.num_rows:
-        return batch
-    numbered = batch.append_column("_row", pa.array(range(batch.num_rows), pa.int64()))
-    first = numbered.group_by(["trace_id", "span_id"], use_threads=False).aggregate(
-        [("_row", "min")]
-    )
-    if first.num_rows == batch.num_rows:
-        return batch
-    keep = first.column("_row_min")
-    return batch.take(keep.take(pc.sort_indices(keep)))
-
-
-_ENTRIES = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
-
-
-def _shared_resource(column: pa.ChunkedArray) -> tuple[list[str], list[str]] | None:
-    """(keys, values) of the resource map when every row has the same one, else None."""
-    if column.null_count or len(column) == 0:
-        return None
-    # The same layout as the map, seen as a list, which Arrow's kernels take.
-    entries = column.cast(_ENTRIES)
-    first = entries[0].as_py()
-    width = len(first)
-    if width == 0 or not pc.all(pc.equal(pc.list_value_length(entries), width)).as_py():
-        return None
-    keys = [entry["key"] for entry in first]
-    values = [entry["value"] for entry in first]
-    flat = pc.list_flatten(entries).combine_chunks()
-    # Every row has `width` entries, so row r's entries sit at r * width + i.
-    pattern = pa.array(list(range(width)) * len(column), pa.int32())
-    for field, expected in (("key", keys), ("value", values)):
-        tiled = pc.take(pa.array(expected, pa.string()), pattern)
-        if not pc.all(pc.equal(flat.field(field), tiled)).as_py():
-            return None
-    return keys, values
 
 
 class DuckDBSpanStore:
@@ -303,33 +264,50 @@ class DuckDBSpanStore:
     # -- writing -------------------------------------------------------------
 
     def write(self, batch: pa.Table) -> int:
-        if not isinstance(batch, pa.Table | pa.RecordBatch):
-            raise StoreError(
-                f"a batch must be a pyarrow Table with the canonical span schema, "
-                f"got {type(batch).__name__}"
-            )
-        if isinstance(batch, pa.RecordBatch):
-            batch = pa.Table.from_batches([batch])
-        if batch.schema != SPAN_SCHEMA:
-            try:
-                batch = batch.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)
-            except (KeyError, pa.ArrowException, ValueError, TypeError) as exc:
-                raise StoreError(f"batch does not have the canonical span schema: {exc}") from exc
-        missing = [n for n in _REQUIRED_COLUMNS if batch.column(n).null_count]
-        if missing:
-            raise StoreError(f"batch has nulls in columns that require a value: {missing}")
+        batch = conform(batch, SPAN_SCHEMA, "canonical span")
         with self._lock:
             self._ensure_open()
             if batch.num_rows == 0:
                 return 0
-            return self._insert(_first_of_each_span(batch))
+            batch = first_of_each_span(batch)
+            lo, hi = pc.min_max(batch.column("start_time").cast(pa.int64())).values()
+            # Skip spans already stored. Only rows in the batch's time range can collide;
+            # the range goes in as literals (integers from Arrow) so DuckDB prunes the
+            # row groups outside it by their min/max instead of scanning the table.
+            return self._insert(
+                "traces",
+                batch,
+                f"""
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM traces t
+                    WHERE t.start_time BETWEEN make_timestamp_ns({int(lo.as_py())})
+                                           AND make_timestamp_ns({int(hi.as_py())})
+                      AND t.trace_id = b.trace_id AND t.span_id = b.span_id
+                )
+                """,
+                "spans",
+            )
 
-    def _insert(self, batch: pa.Table) -> int:
-        lo, hi = pc.min_max(batch.column("start_time").cast(pa.int64())).values()
+    def write_metrics(self, batch: pa.Table) -> int:
+        return self._append("metrics", conform(batch, METRIC_SCHEMA, "metrics"), "metric points")
+
+    def write_logs(self, batch: pa.Table) -> int:
+        return self._append("logs", conform(batch, LOG_SCHEMA, "logs"), "log records")
+
+    def _append(self, table: str, batch: pa.Table, what: str) -> int:
+        with self._lock:
+            self._ensure_open()
+            if batch.num_rows == 0:
+                return 0
+            return self._insert(table, batch, "", what)
+
+    def _insert(self, table: str, batch: pa.Table, where: str, what: str) -> int:
+        """INSERT the rows of ``batch`` (with the table's columns) that pass ``where``."""
+        names = batch.column_names
         # A batch from one process has one resource on every row. Then the map goes
         # in once, as a constant, rather than row by row: DuckDB checks every map it
         # loads from Arrow, and the resource is as large as a span's attributes.
-        shared = _shared_resource(batch.column("resource"))
+        shared = shared_resource(batch.column("resource"))
         params: list[Any] | None = None
         columns = "*"
         if shared is not None:
@@ -337,21 +315,9 @@ class DuckDBSpanStore:
             params = list(shared)
             columns = ", ".join(
                 "map(?::VARCHAR[], ?::VARCHAR[])" if name == "resource" else f'b."{name}"'
-                for name in SPAN_SCHEMA.names
+                for name in names
             )
-        # Skip spans already stored. Only rows in the batch's time range can collide;
-        # the range goes in as literals (integers from Arrow) so DuckDB prunes the
-        # row groups outside it by their min/max instead of scanning the table.
-        sql = f"""
-            INSERT INTO traces
-            SELECT {columns} FROM {_BATCH_VIEW} AS b
-            WHERE NOT EXISTS (
-                SELECT 1 FROM traces t
-                WHERE t.start_time BETWEEN make_timestamp_ns({int(lo.as_py())})
-                                       AND make_timestamp_ns({int(hi.as_py())})
-                  AND t.trace_id = b.trace_id AND t.span_id = b.span_id
-            )
-        """
+        sql = f"INSERT INTO {table} SELECT {columns} FROM {_BATCH_VIEW} AS b {where}"
         con = self._con
         chunked = pa.Table.from_batches(batch.to_batches(max_chunksize=_SCAN_CHUNK_ROWS))
         try:
@@ -360,7 +326,7 @@ class DuckDBSpanStore:
             return int(inserted[0][0]) if inserted else 0
         except duckdb.Error as exc:
             raise StoreError(
-                f"writing {batch.num_rows} spans to {self.path} failed: {exc}"
+                f"writing {batch.num_rows} {what} to {self.path} failed: {exc}"
             ) from exc
         finally:
             try:

@@ -39,8 +39,51 @@ CREATE TABLE traces (
 )
 """
 
+_METRICS = """
+CREATE TABLE metrics (
+    metric_name        VARCHAR NOT NULL,
+    service_name       VARCHAR NOT NULL,
+    model_id           VARCHAR,
+    model_version      VARCHAR,
+    environment        VARCHAR,
+    "timestamp"        TIMESTAMP_NS NOT NULL,
+    start_time         TIMESTAMP_NS,
+    value_type         VARCHAR NOT NULL,
+    temporality        VARCHAR,
+    "value"            DOUBLE,
+    histogram_count    BIGINT,
+    histogram_sum      DOUBLE,
+    histogram_buckets  STRUCT(upper_bound DOUBLE, "count" BIGINT)[] NOT NULL,
+    quantiles          STRUCT(quantile DOUBLE, "value" DOUBLE)[] NOT NULL,
+    unit               VARCHAR,
+    scope_name         VARCHAR,
+    attributes         MAP(VARCHAR, VARCHAR) NOT NULL,
+    resource           MAP(VARCHAR, VARCHAR) NOT NULL,
+    _ingested_at       TIMESTAMP NOT NULL
+)
+"""
+
+_LOGS = """
+CREATE TABLE logs (
+    "timestamp"         TIMESTAMP_NS NOT NULL,
+    observed_timestamp  TIMESTAMP_NS,
+    trace_id            VARCHAR,
+    span_id             VARCHAR,
+    severity_number     INTEGER NOT NULL,
+    severity_text       VARCHAR,
+    body                VARCHAR,
+    event_name          VARCHAR,
+    service_name        VARCHAR NOT NULL,
+    scope_name          VARCHAR,
+    attributes          MAP(VARCHAR, VARCHAR) NOT NULL,
+    resource            MAP(VARCHAR, VARCHAR) NOT NULL,
+    _ingested_at        TIMESTAMP NOT NULL
+)
+"""
+
 #: (version, description, statements), applied in order.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "traces table (canonical span row)", (_TRACES,)),
+    (2, "metrics and logs tables", (_METRICS, _LOGS)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
