@@ -1,0 +1,328 @@
+"""The traces resource: GET /api/v1/traces, /api/v1/traces/{trace_id}, …/{trace_id}/spans.
+
+Times go out twice, as ISO 8601 UTC strings with nanosecond digits
+(``start_time``) and as integer nanoseconds since the epoch (``start_time_ns``).
+A trace's ``status`` is ``error`` when any of its spans failed and ``ok``
+otherwise, as the spec's enum has it; ``status_code`` keeps the OpenTelemetry
+value (``ok``, ``error`` or ``unset``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from starlette.routing import Route
+
+from pyflare._time import parse_duration_ns, parse_instant
+from pyflare.errors import InvalidArgumentError
+from pyflare.store.base import TraceQuery
+from pyflare_server.api._http import ApiError, call_store, endpoint, iso_ns, json_response
+
+if TYPE_CHECKING:
+    from starlette.datastructures import QueryParams
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from pyflare.store.base import SpanStore
+
+__all__ = ["MAX_LIMIT", "parse_trace_query", "routes"]
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+MIN_PREFIX = 6
+_INT64_MAX = 2**63 - 1
+# Fractional seconds of an ISO 8601 time (after hh:mm:ss).
+_TRACE_ID = re.compile(rf"[0-9a-fA-F]{{{MIN_PREFIX},32}}")
+_FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)[.,](\d+)")
+_STATUSES: dict[str, Literal["ok", "error"]] = {"ok": "ok", "error": "error"}
+_LIST_PARAMETERS = (
+    "service",
+    "model_id",
+    "start_time",
+    "end_time",
+    "status",
+    "min_duration",
+    "text",
+    "limit",
+    "offset",
+)
+
+
+def routes(store: SpanStore) -> list[Route]:
+    """The traces resource's routes, reading from ``store``."""
+
+    @endpoint
+    async def list_traces(request: Request) -> Response:
+        query = parse_trace_query(request.query_params)
+        summaries, total = await call_store(_list, store, query)
+        return json_response(
+            {
+                "traces": summaries,
+                "total": total,
+                "limit": query.limit,
+                "offset": query.offset,
+            }
+        )
+
+    @endpoint
+    async def get_trace(request: Request) -> Response:
+        _no_parameters(request.query_params)
+        trace_id = await call_store(_resolve, store, request.path_params["trace_id"])
+        summary, spans = await call_store(_trace, store, trace_id)
+        root = spans[0]
+        return json_response(
+            {
+                **summary,
+                "attributes": root["attributes"],
+                "resource": root["resource"],
+                "spans": spans,
+            }
+        )
+
+    @endpoint
+    async def trace_spans(request: Request) -> Response:
+        _no_parameters(request.query_params)
+        trace_id = await call_store(_resolve, store, request.path_params["trace_id"])
+        spans = await call_store(_spans, store, trace_id)
+        return json_response(spans)
+
+    return [
+        Route("/api/v1/traces", list_traces, methods=["GET"], name="list_traces"),
+        Route("/api/v1/traces/{trace_id}", get_trace, methods=["GET"], name="get_trace"),
+        Route("/api/v1/traces/{trace_id}/spans", trace_spans, methods=["GET"], name="trace_spans"),
+    ]
+
+
+# -- parameters ----------------------------------------------------------------
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(400, "invalid_argument", message)
+
+
+def _single(params: QueryParams, allowed: tuple[str, ...]) -> dict[str, str]:
+    """Each parameter's one value; unknown or repeated parameters are errors."""
+    for name in params:
+        if name not in allowed:
+            expected = ", ".join(allowed) if allowed else "none"
+            raise _invalid(f"unknown parameter {name!r}; expected one of: {expected}")
+    values: dict[str, str] = {}
+    for name in params:
+        given = params.getlist(name)
+        if len(given) > 1:
+            raise _invalid(f"parameter {name!r} is given {len(given)} times; give it once")
+        values[name] = given[0]
+    return values
+
+
+def _no_parameters(params: QueryParams) -> None:
+    _single(params, ())
+
+
+def _integer(name: str, value: str, low: int, high: int) -> int:
+    text = value.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 19 and low <= int(text) <= high:
+        return int(text)
+    raise _invalid(f"{name} must be an integer from {low} to {high}, got {value!r}")
+
+
+def _instant(name: str, value: str, now_ns: int) -> int:
+    """An instant from ISO 8601 (Z or an offset; none means UTC), a duration ago, or ns."""
+    text = value.strip()
+    fraction_ns = 0
+    if text.isascii() and text.isdigit():
+        ns = int(text)
+    else:
+        # datetime keeps microseconds; the digits after them are added here, so a
+        # time this API wrote (nanosecond digits) reads back exactly.
+        fraction = _FRACTION.search(text)
+        if fraction is not None:
+            text = text[: fraction.start()] + text[fraction.end() :]
+            fraction_ns = int(fraction[1][:9].ljust(9, "0"))
+        try:
+            parsed = parse_instant(text, name=name, now_ns=now_ns)
+        except InvalidArgumentError:
+            raise _invalid(
+                f"{name}={value!r} is not a time; use ISO 8601 such as 2026-01-01T10:00:00Z "
+                "(an offset such as +02:00 is fine; none means UTC), a duration back from now "
+                "such as 15m or 1h, or nanoseconds since the epoch"
+            ) from None
+        ns = (0 if parsed is None else parsed) + fraction_ns
+    if not -_INT64_MAX <= ns <= _INT64_MAX:
+        raise _invalid(f"{name}={value!r} is out of range (years 1678 to 2261)")
+    return ns
+
+
+def parse_trace_query(params: QueryParams, *, now_ns: int | None = None) -> TraceQuery:
+    """The :class:`TraceQuery` a GET /api/v1/traces query string asks for.
+
+    Its ``status="ok"`` means no span failed (OpenTelemetry's ok or unset), which
+    the listing reads as two store queries. Raises :class:`~pyflare_server.api._http.ApiError` (400) naming the bad parameter.
+    """
+    values = _single(params, _LIST_PARAMETERS)
+    for name in ("service", "model_id", "status", "start_time", "end_time", "min_duration"):
+        if name in values and not values[name].strip():
+            raise _invalid(f"{name} must not be empty; leave it out to not filter on it")
+    now = time.time_ns() if now_ns is None else now_ns
+    status = values.get("status")
+    if status is not None and status not in _STATUSES:
+        raise _invalid(f"status must be one of {', '.join(_STATUSES)}, got {status!r}")
+    since = _instant("start_time", values["start_time"], now) if "start_time" in values else None
+    until = _instant("end_time", values["end_time"], now) if "end_time" in values else None
+    if since is not None and until is not None and until < since:
+        raise _invalid(
+            f"end_time ({values['end_time']}) is before start_time ({values['start_time']})"
+        )
+    min_duration = None
+    if "min_duration" in values:
+        try:
+            min_duration = parse_duration_ns(values["min_duration"], name="min_duration")
+        except InvalidArgumentError as exc:
+            raise _invalid(str(exc)) from None
+    return TraceQuery(
+        service=values.get("service"),
+        model_id=values.get("model_id"),
+        status=None if status is None else _STATUSES[status],
+        since_ns=since,
+        until_ns=until,
+        min_duration_ns=min_duration,
+        text=values.get("text") or None,
+        limit=_integer("limit", values.get("limit", str(DEFAULT_LIMIT)), 1, MAX_LIMIT),
+        offset=_integer("offset", values.get("offset", "0"), 0, _INT64_MAX),
+    )
+
+
+def _resolve(store: SpanStore, given: str) -> str:
+    """The full trace id ``given`` names: itself, or the one trace it is a prefix of."""
+    if _TRACE_ID.fullmatch(given) is None:
+        raise _invalid(
+            f"trace_id must be 32 hex characters or a unique prefix of at least {MIN_PREFIX}, "
+            f"got {given!r}"
+        )
+    trace_id = given.lower()
+    if len(trace_id) == 32:
+        return trace_id
+    matches = (
+        store.sql(
+            "SELECT DISTINCT trace_id FROM traces WHERE trace_id LIKE ? ORDER BY 1 LIMIT 2",
+            [trace_id + "%"],
+        )
+        .column(0)
+        .to_pylist()
+    )
+    if not matches:
+        raise ApiError(404, "not_found", f"no trace id starts with {given!r}")
+    if len(matches) > 1:
+        raise _invalid(f"trace_id {given!r} is the start of more than one trace; give more of it")
+    return str(matches[0])
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def _list(store: SpanStore, query: TraceQuery) -> tuple[list[dict[str, Any]], int]:
+    if query.status != "ok":
+        return _summaries(store.traces(query)), store.count_traces(query)
+    # No span failed: the root's status is ok or (mostly, with OTel) unset. The
+    # store filters on one status, so take the first offset+limit of each and merge.
+    window = dataclasses.replace(query, limit=query.offset + query.limit, offset=0)
+    parts = [dataclasses.replace(window, status=s) for s in ("ok", "unset")]
+    merged = pa.concat_tables([store.traces(part) for part in parts], promote_options="default")
+    ordered = merged.sort_by([("start_time", "descending"), ("trace_id", "ascending")])
+    page = ordered.slice(query.offset, query.limit)
+    return _summaries(page), sum(store.count_traces(part) for part in parts)
+
+
+def _trace(store: SpanStore, trace_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    rows = store.spans(trace_id)
+    if rows.num_rows == 0:
+        raise _unknown(trace_id)
+    start = int(pc.min(rows.column("start_time").cast(pa.int64())).as_py())
+    # The store summarises a trace by the rules every listing uses; a trace starts
+    # at its earliest span, so asking for the traces starting at that instant finds it.
+    query = TraceQuery(since_ns=start, until_ns=start + 1, limit=MAX_LIMIT)
+    while True:
+        page = store.traces(query)
+        if page.num_rows == 0:
+            raise _unknown(trace_id)  # deleted between the two reads
+        found = page.filter(pc.equal(page.column("trace_id"), trace_id))
+        if found.num_rows:
+            return _summaries(found)[0], _span_dicts(rows)
+        query = dataclasses.replace(query, offset=query.offset + MAX_LIMIT)
+
+
+def _spans(store: SpanStore, trace_id: str) -> list[dict[str, Any]]:
+    rows = store.spans(trace_id)
+    if rows.num_rows == 0:
+        raise _unknown(trace_id)
+    return _span_dicts(rows)
+
+
+def _unknown(trace_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no trace with id {trace_id!r}")
+
+
+# -- rendering -----------------------------------------------------------------
+
+
+def _with_times(type_: pa.DataType, time_type: pa.DataType) -> pa.DataType:
+    """``type_`` with every timestamp in it (nested ones too) replaced by ``time_type``."""
+    if pa.types.is_timestamp(type_):
+        return time_type
+    if pa.types.is_list(type_):
+        return pa.list_(type_.value_field.with_type(_with_times(type_.value_type, time_type)))
+    if pa.types.is_struct(type_):
+        return pa.struct([field.with_type(_with_times(field.type, time_type)) for field in type_])
+    return type_
+
+
+def _records(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as dicts: times as integer nanoseconds (exact), top-level maps as dicts."""
+    columns: list[list[Any]] = []
+    for column in table.columns:
+        # Through timestamp[ns] first, so a store's µs column still comes out in ns.
+        nanos = column.cast(_with_times(column.type, pa.timestamp("ns")))
+        values = nanos.cast(_with_times(column.type, pa.int64())).to_pylist()
+        if pa.types.is_map(column.type):
+            values = [None if v is None else dict(v) for v in values]
+        columns.append(values)
+    names = table.column_names
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _timed(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with its times as ISO 8601 plus ``*_ns`` integers, and ``duration_ms``."""
+    for name in ("start_time", "end_time"):
+        record[f"{name}_ns"] = record[name]
+        record[name] = iso_ns(record[name])
+    record["duration_ms"] = record["duration_ns"] / 1_000_000
+    micros = record.get("cost_micros")
+    record["cost_usd"] = None if micros is None else micros / 1_000_000
+    return record
+
+
+def _summaries(table: pa.Table) -> list[dict[str, Any]]:
+    summaries = [_timed(record) for record in _records(table)]
+    for summary in summaries:
+        summary["status"] = "error" if summary["status_code"] == "error" else "ok"
+    return summaries
+
+
+def _span_dicts(table: pa.Table) -> list[dict[str, Any]]:
+    spans = [_timed(record) for record in _records(table.drop_columns(["_ingested_at"]))]
+    for span in spans:
+        span["events"] = [
+            {
+                "name": event["name"],
+                "time": iso_ns(event["time"]),
+                "time_ns": event["time"],
+                "attributes": dict(event["attributes"] or ()),
+            }
+            for event in span["events"] or ()
+        ]
+    return spans
