@@ -25,6 +25,9 @@ _ENVIRONMENT = "deployment.environment.name"
 _ENVIRONMENT_KEYS = (_ENVIRONMENT, "deployment.environment")
 _VERSION = "service.version"
 Ints = npt.NDArray[np.int64]
+_MAX_CACHED_RESOURCES = 32
+_MAX_CACHED_ROWS = 1024
+_MAX_INT32 = 2**31 - 1
 
 
 class Enricher:
@@ -32,6 +35,8 @@ class Enricher:
 
     def __init__(self, settings: EnricherSettings | None = None) -> None:
         self.settings = settings if settings is not None else EnricherSettings()
+        # Enriched resource columns by original resource: a client sends the same one.
+        self._columns: dict[tuple[tuple[str, ...], tuple[str, ...]], pa.Array] = {}
 
     def enrich(self, signal: str, batch: pa.Table) -> pa.Table:
         """``batch`` with its ``resource`` column enriched (any signal with one)."""
@@ -63,18 +68,36 @@ class Enricher:
         return added
 
     def _tiled(self, keys: list[str], values: list[str], n: int) -> pa.Array:
-        """Every row has the resource ``keys``/``values``: enrich it once, repeat it."""
+        """Every row has the resource ``keys``/``values``: enrich it once, repeat it.
+
+        The repeated column is kept per resource (Arrow arrays are immutable), so a
+        client's next request of up to as many rows takes a slice of it.
+        """
+        cache_key = (tuple(keys), tuple(values))
+        cached = self._columns.get(cache_key)
+        if cached is not None and len(cached) >= n:
+            return cached.slice(0, n)
+        new_keys, new_values = self._enriched_row(keys, values)
+        width = len(new_keys)
+        column = pa.MapArray.from_arrays(
+            pa.array(np.arange(n + 1, dtype=np.int32) * width),
+            _repeat(new_keys, n),
+            _repeat(new_values, n),
+        )
+        if n <= _MAX_CACHED_ROWS:
+            if len(self._columns) >= _MAX_CACHED_RESOURCES:
+                self._columns.clear()  # a collector sees few distinct resources
+            self._columns[cache_key] = column
+        return column
+
+    def _enriched_row(self, keys: list[str], values: list[str]) -> tuple[pa.Array, pa.Array]:
         row = [(k, v) for k, v in zip(keys, values, strict=True) if k != COLLECTOR_HOST]
         row.append((COLLECTOR_HOST, self.settings.host))
         for key, value, present in self._added():
             if not any(k in present for k, _ in row):
                 row.append((key, value))
-        width = len(row)
-        pattern = pa.array(np.tile(np.arange(width, dtype=np.int32), n))
-        return pa.MapArray.from_arrays(
-            pa.array(np.arange(n + 1, dtype=np.int32) * width),
-            pc.take(pa.array([k for k, _ in row], pa.string()), pattern),
-            pc.take(pa.array([v for _, v in row], pa.string()), pattern),
+        return pa.array([k for k, _ in row], pa.string()), pa.array(
+            [v for _, v in row], pa.string()
         )
 
     def _per_row(self, offsets: Ints, keys: pa.Array, values: pa.Array) -> pa.Array:
@@ -106,6 +129,26 @@ class Enricher:
         return pa.MapArray.from_arrays(
             pa.array(new_offsets), pc.take(all_keys, order), pc.take(all_values, order)
         )
+
+
+def _repeat(strings: pa.Array, n: int) -> pa.Array:
+    """``strings`` (no nulls, unsliced) repeated ``n`` times, by copying its bytes."""
+    _, offsets_buffer, data_buffer = strings.buffers()
+    width = len(strings)
+    ends = np.frombuffer(offsets_buffer, dtype=np.int32)[: width + 1]
+    data = (
+        np.frombuffer(data_buffer, dtype=np.uint8)[: ends[-1]]
+        if data_buffer is not None
+        else np.zeros(0, dtype=np.uint8)
+    )
+    if n * len(data) >= _MAX_INT32:  # too big for string offsets: let Arrow do it
+        return pc.take(strings, pa.array(np.tile(np.arange(width, dtype=np.int64), n)))
+    offsets = np.empty(n * width + 1, dtype=np.int32)
+    offsets[:-1] = (ends[:-1] + np.arange(n, dtype=np.int32)[:, None] * len(data)).ravel()
+    offsets[-1] = n * len(data)
+    return pa.StringArray.from_buffers(
+        n * width, pa.py_buffer(offsets), pa.py_buffer(np.tile(data, n))
+    )
 
 
 def _bools(mask: pa.Array) -> npt.NDArray[np.bool_]:
