@@ -406,3 +406,23 @@ async def test_write_metrics_are_recorded(queue: MemoryQueue) -> None:
     assert t.value("pyflare_batch_rows_sum", signal=TRACES) == 30
     assert t.value("pyflare_write_seconds_count", signal=TRACES) == 1
     assert t.value("pyflare_write_seconds_sum", signal=TRACES) > 0
+
+
+async def test_a_cancelled_writer_fails_its_puts_and_is_replaced(
+    queue: MemoryQueue, store: ControlledStore
+) -> None:
+    store.gate.clear()
+    taken = asyncio.create_task(queue.put(TRACES, span_rows(10)))
+    await wait_until(store.started.is_set)
+    waiting = asyncio.create_task(queue.put(TRACES, span_rows(10)))
+    await asyncio.sleep(0)
+    writer = queue._writer
+    assert writer is not None
+    writer.cancel()
+    for task in (taken, waiting):
+        with pytest.raises(PipelineError, match="storing 10 spans failed: CancelledError"):
+            await task
+    store.gate.set()
+    batch = span_rows(5)
+    await queue.put(TRACES, batch)
+    assert stored_spans(store, batch) == 5

@@ -124,7 +124,7 @@ class MemoryQueue:
         if self._closed:
             return
         self._wakeup.set()
-        if self._writer is not None:
+        if self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
         self._closed = True
         self._executor.shutdown(wait=True)
@@ -132,7 +132,8 @@ class MemoryQueue:
     # -- the writer ----------------------------------------------------------
 
     def _ensure_writer(self) -> None:
-        if self._writer is None and not self._closing:
+        # A writer cancelled from outside (the loop shutting down) is replaced.
+        if (self._writer is None or self._writer.done()) and not self._closing:
             self._writer = asyncio.get_running_loop().create_task(
                 self._run(), name="pyflare-store-writer"
             )
@@ -233,6 +234,7 @@ class MemoryQueue:
 
 def _failure(item: _Item, cause: BaseException) -> PipelineError:
     what = _ITEMS.get(item.signal, "rows")
-    error = PipelineError(f"storing {item.batch.num_rows} {what} failed: {cause}")
+    reason = str(cause) or type(cause).__name__
+    error = PipelineError(f"storing {item.batch.num_rows} {what} failed: {reason}")
     error.__cause__ = cause
     return error
