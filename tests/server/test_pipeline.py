@@ -119,6 +119,24 @@ def test_memory_queue_is_a_span_queue(store: ControlledStore) -> None:
     assert isinstance(make_queue(store), SpanQueue)
 
 
+def test_the_public_names() -> None:
+    import pyflare_server.pipeline
+
+    assert sorted(pyflare_server.pipeline.__all__) == [
+        "COLLECTOR_HOST",
+        "Enricher",
+        "MemoryQueue",
+        "Pipeline",
+        "PipelineError",
+        "Processor",
+        "QueueFull",
+        "Sampler",
+        "SpanQueue",
+        "SubmitResult",
+        "trace_kept",
+    ]
+
+
 # -- a put returns once its rows are stored -----------------------------------------
 
 
