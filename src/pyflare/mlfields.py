@@ -26,6 +26,7 @@ from pyflare import semconv as sc
 
 __all__ = [
     "ML_COLUMNS",
+    "ML_KEYS",
     "PREVIEW_CHARS",
     "ml_fields",
     "ml_lookups",
@@ -190,8 +191,9 @@ ML_COLUMNS = (
 ml_tuple = itemgetter(*ML_COLUMNS)
 
 
-# Every attribute key ml_fields() reads: spans carrying none of them skip it.
-_ML_KEYS = frozenset(
+#: Every attribute key ml_fields() reads: spans carrying none of them skip it, and
+#: ml_fields() of only these keys equals ml_fields() of all attributes.
+ML_KEYS = frozenset(
     {
         *_MODEL_KEYS,
         *_INPUT_TOKEN_KEYS,
@@ -219,7 +221,7 @@ _MULTI_KEY_LOOKUPS = (
 
 def ml_lookups(names: Collection[str]) -> tuple[str | None, ...] | None:
     """The first present key of each multi-key lookup, or None when no ML key is present."""
-    present = _ML_KEYS.intersection(names)
+    present = ML_KEYS.intersection(names)
     if not present:
         return None
     return tuple(next((k for k in keys if k in present), None) for keys in _MULTI_KEY_LOOKUPS)
