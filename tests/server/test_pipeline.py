@@ -23,10 +23,11 @@ from pyflare.errors import InvalidArgumentError, StoreError
 from pyflare.records import SPAN_SCHEMA
 from pyflare.store.duckdb import DuckDBSpanStore
 from pyflare_server.pipeline import MemoryQueue, PipelineError, QueueFull, SpanQueue
+from pyflare_server.receiver.decode import Signal
 from pyflare_server.settings import BatcherSettings
 from pyflare_server.telemetry import ServerTelemetry
 
-TRACES = "traces"
+TRACES = Signal.TRACES
 
 
 class ControlledStore:
@@ -111,7 +112,7 @@ async def wait_until(predicate: Any, timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
-def writes(queue: MemoryQueue, signal: str = TRACES) -> int:
+def writes(queue: MemoryQueue, signal: Signal = TRACES) -> int:
     return int(queue.telemetry.value("pyflare_batch_rows_count", signal=signal))
 
 
@@ -217,9 +218,9 @@ async def test_writes_run_in_a_thread_while_the_loop_keeps_serving(
 async def test_each_signal_goes_to_its_table(queue: MemoryQueue, store: ControlledStore) -> None:
     await asyncio.gather(
         queue.put(TRACES, span_rows(5)),
-        queue.put("metrics", metric_rows(3)),
-        queue.put("logs", log_rows(4)),
-        queue.put("logs", log_rows(2)),
+        queue.put(Signal.METRICS, metric_rows(3)),
+        queue.put(Signal.LOGS, log_rows(4)),
+        queue.put(Signal.LOGS, log_rows(2)),
     )
     assert sorted((m, n) for m, n, _ in store.writes) == [
         ("write", 5),
@@ -227,7 +228,7 @@ async def test_each_signal_goes_to_its_table(queue: MemoryQueue, store: Controll
         ("write_metrics", 3),
     ]
     assert (count(store), count(store, "metrics"), count(store, "logs")) == (5, 3, 6)
-    assert writes(queue, "logs") == 1
+    assert writes(queue, Signal.LOGS) == 1
 
 
 async def test_a_put_whose_caller_went_away_is_still_stored(
@@ -376,7 +377,7 @@ async def test_a_failing_processor_fails_the_puts_not_the_queue(store: Controlle
         name = "broken"
         calls = 0
 
-        def process(self, signal: str, batch: pa.Table) -> pa.Table:
+        def process(self, signal: Signal, batch: pa.Table) -> pa.Table:
             Broken.calls += 1
             if Broken.calls == 1:
                 raise RuntimeError("processor bug")
@@ -393,12 +394,12 @@ async def test_a_failing_processor_fails_the_puts_not_the_queue(store: Controlle
 async def test_processors_run_on_the_whole_group_in_the_writer_thread(
     store: ControlledStore,
 ) -> None:
-    seen: list[tuple[str, int, str]] = []
+    seen: list[tuple[Signal, int, str]] = []
 
     class Upper:
         name = "upper"
 
-        def process(self, signal: str, batch: pa.Table) -> pa.Table:
+        def process(self, signal: Signal, batch: pa.Table) -> pa.Table:
             seen.append((signal, batch.num_rows, threading.current_thread().name))
             index = batch.schema.get_field_index("operation_name")
             return batch.set_column(
