@@ -46,7 +46,9 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    logging.getLogger("uvicorn.error").setLevel(
+        max(logging.WARNING, logging.getLevelName(level.upper()))
+    )
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
@@ -72,9 +74,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     settings = _load(args, store="duckdb:///./.pyflare/demo.duckdb")
     _configure_logging(settings.server.log_level if args.log_level else "warning")
-    return asyncio.run(
-        run_demo(settings, duration_s=args.duration, rate=args.rate, seed=args.seed)
-    )
+    return asyncio.run(run_demo(settings, duration_s=args.duration, rate=args.rate, seed=args.seed))
 
 
 def register(subparsers: Any) -> None:

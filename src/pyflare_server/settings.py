@@ -170,6 +170,9 @@ class HttpSettings(_Section):
 class OtlpSettings(_Section):
     grpc: GrpcSettings = GrpcSettings()
     http: HttpSettings = HttpSettings()
+    # Processes that decode request bodies (0: decode in the server process;
+    # unset: one per core beyond the first, at most 4).
+    decode_workers: Annotated[int, Field(ge=0, le=64)] | None = None
 
 
 class BatcherSettings(_Section):

@@ -1,0 +1,199 @@
+"""The server's parts, wired: store, pipeline, receivers, query API.
+
+:class:`ServerCore` owns the store, the pipeline and the self-metrics, and
+hands out the routes of each listener: OTLP/HTTP (:4318), the query API
+(:8080) and the OTLP/gRPC server (:4317). :func:`create_app` puts every route
+on one Starlette app with a lifespan that starts and drains the pipeline, which
+is what tests and embedders want; ``pyflare server`` (:mod:`pyflare_server.server`)
+serves each listener on its own port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import grpc
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from pyflare._version import __version__
+from pyflare.store.base import SpanStore
+from pyflare_server.api import traces as traces_api
+from pyflare_server.pipeline.queue import SpanQueue
+from pyflare_server.pipeline.runner import Pipeline
+from pyflare_server.receiver.decode import Decoded, DecodeLimits, Encoding, Signal, decode
+from pyflare_server.receiver.otlp_grpc import create_grpc_server
+from pyflare_server.receiver.otlp_http import HttpLimits, otlp_routes
+from pyflare_server.receiver.workers import DecodePool
+from pyflare_server.settings import ServerSettings
+from pyflare_server.telemetry import ServerTelemetry
+
+__all__ = ["ServerCore", "create_app", "open_store"]
+
+logger = logging.getLogger(__name__)
+
+_MIB = 1024 * 1024
+
+
+def open_store(url: str) -> SpanStore:
+    """The span store a URL names (``duckdb:///path``; ClickHouse comes with the scaled mode)."""
+    from pyflare.store.duckdb import DuckDBSpanStore, parse_store_url
+
+    return DuckDBSpanStore(parse_store_url(url))
+
+
+class ServerCore:
+    """Store, pipeline and self-metrics, and the routes that use them."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        *,
+        store: SpanStore | None = None,
+        queue: SpanQueue | None = None,
+    ) -> None:
+        self.settings = settings
+        self._owns_store = store is None
+        self.store: SpanStore = store if store is not None else open_store(settings.server.store)
+        self.telemetry = ServerTelemetry()
+        self.pipeline = Pipeline(settings, self.store, queue=queue, telemetry=self.telemetry)
+        pii = settings.collector.pii
+        masker = pii.span_masker()
+        self._decode_limits = DecodeLimits()
+        self._mask = masker.mask_in_place if masker is not None else None
+        workers = settings.collector.otlp.decode_workers
+        if workers is None:
+            workers = min(4, (os.cpu_count() or 1) - 1)
+        self._pool = DecodePool(workers, self._decode_limits, pii) if workers else None
+        self.started_at = time.time()
+        self._ready = False
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._pool is not None:
+            await self._pool.start()
+        await self.pipeline.start()
+        self._ready = True
+
+    async def close(self) -> None:
+        """Drain what was accepted into the store, then release it."""
+        self._ready = False
+        try:
+            await self.pipeline.close()
+        finally:
+            if self._pool is not None:
+                self._pool.close()
+            if self._owns_store:
+                self.store.close()
+
+    # -- decoding and submitting ------------------------------------------------
+
+    async def decode(self, signal: Signal, body: bytes, encoding: Encoding) -> Decoded:
+        """Decode in a worker process when there are workers, else right here."""
+        if self._pool is not None:
+            return await self._pool.decode(signal, body, encoding)
+        return decode(
+            signal, body, encoding, limits=self._decode_limits, mask_attributes=self._mask
+        )
+
+    async def submit(self, decoded: Decoded) -> object:
+        return await self.pipeline.submit(decoded)
+
+    # -- routes --------------------------------------------------------------
+
+    def otlp_routes(self) -> list[BaseRoute]:
+        """POST /v1/traces, /v1/metrics, /v1/logs."""
+        http = self.settings.collector.otlp.http
+        limits = HttpLimits(
+            max_body_bytes=int(http.max_body_mib * _MIB), read_timeout_s=http.read_timeout_s
+        )
+        return [*otlp_routes(self.decode, self.submit, limits=limits)]
+
+    def api_routes(self) -> list[BaseRoute]:
+        """The query API under /api/v1."""
+        return [*traces_api.routes(self.store)]
+
+    def service_routes(self) -> list[BaseRoute]:
+        """GET /health and GET /metrics (Prometheus), on every listener."""
+        return [
+            Route("/health", self._health, methods=["GET"]),
+            Route("/metrics", self._metrics, methods=["GET"]),
+        ]
+
+    def otlp_middleware(self) -> list[Middleware]:
+        origins = list(self.settings.collector.otlp.http.cors.allowed_origins)
+        if not origins:
+            return []
+        return [
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=["POST"],
+                allow_headers=["*"],
+                max_age=7200,
+            )
+        ]
+
+    def grpc_server(self, address: str | None = None) -> tuple[grpc.aio.Server, int]:
+        grpc_settings = self.settings.collector.otlp.grpc
+        return create_grpc_server(
+            self.decode,
+            self.submit,
+            address=address or grpc_settings.endpoint,
+            max_message_bytes=int(grpc_settings.max_recv_msg_size_mib * _MIB),
+            max_concurrent_streams=grpc_settings.max_concurrent_streams,
+        )
+
+    async def _health(self, request: Request) -> Response:
+        body: dict[str, Any] = {
+            "status": "ok" if self._ready else "starting",
+            "live": True,
+            "ready": self._ready,
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "queue_depth_rows": self.pipeline.depth(),
+        }
+        return JSONResponse(body, status_code=200 if self._ready else 503)
+
+    async def _metrics(self, request: Request) -> Response:
+        data, content_type = self.telemetry.render()
+        return Response(data, media_type=content_type)
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    *,
+    store: SpanStore | None = None,
+    queue: SpanQueue | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Starlette:
+    """One ASGI app with every route (OTLP/HTTP, the query API, health, metrics).
+
+    Its lifespan starts the pipeline and, on shutdown, drains it into the store.
+    The :class:`ServerCore` is at ``app.state.core``.
+    """
+    settings = settings or ServerSettings.load(overrides=overrides or {})
+    core = ServerCore(settings, store=store, queue=queue)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await core.start()
+        try:
+            yield
+        finally:
+            await core.close()
+
+    routes = [*core.otlp_routes(), *core.api_routes(), *core.service_routes()]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=core.otlp_middleware())
+    app.state.core = core
+    return app

@@ -1,0 +1,115 @@
+"""``pyflare demo``: the server, fed by generated traffic, then a look at what arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from pyflare.formatting import format_cost
+from pyflare_server.app import ServerCore
+from pyflare_server.server import Listeners, serve
+from pyflare_server.settings import ServerSettings
+
+__all__ = ["run_demo"]
+
+_SUMMARY_SQL = """
+SELECT coalesce(model_id, '(no model)') AS model,
+       count(*) AS spans,
+       count(*) FILTER (WHERE status_code = 'error') AS errors,
+       CAST(quantile_cont(duration_ns, 0.5) / 1e6 AS BIGINT) AS p50_ms,
+       CAST(quantile_cont(duration_ns, 0.95) / 1e6 AS BIGINT) AS p95_ms,
+       sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens,
+       sum(cost_micros) AS cost_micros
+FROM traces
+WHERE model_id IS NOT NULL
+GROUP BY ALL
+ORDER BY spans DESC
+"""
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _summary(core: ServerCore) -> str:
+    from pyflare.store.base import TraceQuery
+
+    total = core.store.count_traces(TraceQuery())
+    errors = core.store.count_traces(TraceQuery(status="error"))
+    rows: list[dict[str, Any]] = core.store.sql(_SUMMARY_SQL).to_pylist()
+    lines = [f"\n{total} traces stored ({errors} with errors). By model:\n"]
+    lines.append(
+        f"  {'model':<28}{'spans':>7}{'errors':>8}{'p50 ms':>8}{'p95 ms':>8}"
+        f"{'tokens in':>11}{'tokens out':>11}{'cost':>11}\n"
+    )
+    for row in rows:
+        cost = format_cost(row["cost_micros"]) if row["cost_micros"] is not None else "-"
+        lines.append(
+            f"  {row['model']:<28}{row['spans']:>7}{row['errors']:>8}{row['p50_ms']:>8}"
+            f"{row['p95_ms']:>8}{row['input_tokens'] or 0:>11}{row['output_tokens'] or 0:>11}"
+            f"{cost:>11}\n"
+        )
+    return "".join(lines)
+
+
+async def run_demo(
+    settings: ServerSettings, *, duration_s: float | None, rate: float, seed: int
+) -> int:
+    """Serve, send traffic, show a summary; stop after ``duration_s`` or on Ctrl-C."""
+    from pyflare_server.demo import run_traffic
+
+    stop = asyncio.Event()
+    ready: asyncio.Future[tuple[Listeners, ServerCore]] = asyncio.get_running_loop().create_future()
+
+    def on_ready(listeners: Listeners, core: ServerCore) -> None:
+        ready.set_result((listeners, core))
+
+    server = asyncio.create_task(serve(settings, stop=stop, on_ready=on_ready))
+    while not ready.done() and not server.done():
+        await asyncio.sleep(0.05)
+    if not ready.done():
+        await server  # raises the reason it could not start
+        return 1
+    listeners, core = ready.result()
+    host, port = listeners.otlp_http.rsplit(":", 1)
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    api_host, api_port = listeners.api.rsplit(":", 1)
+    api_host = "127.0.0.1" if api_host in ("0.0.0.0", "::") else api_host
+    endpoint = f"http://{host}:{port}"
+    burst = 10.0 if duration_s is None else min(duration_s, 10.0)
+    _write(
+        f"PyFlare demo: server on OTLP/HTTP {endpoint}, OTLP/gRPC {listeners.otlp_grpc}, "
+        f"API http://{api_host}:{api_port}, store {settings.server.store}\n"
+        f"Sending {burst:g} s of traffic from a RAG app and a drifting classifier…\n"
+    )
+    try:
+        sent = await run_traffic(endpoint, duration_s=burst, rate=rate, seed=seed, stop=stop)
+        _write(f"Sent {sent} traces.")
+        _write(_summary(core))
+        _write(
+            "\nTry:\n"
+            f"  curl 'http://{api_host}:{api_port}/api/v1/traces?limit=5'\n"
+            f"  curl 'http://{api_host}:{api_port}/api/v1/traces?status=error&limit=5'\n"
+            f"  curl http://{api_host}:{api_port}/metrics\n"
+        )
+        remaining = None if duration_s is None else max(0.0, duration_s - burst)
+        if remaining is None or remaining > 0:
+            _write(
+                "Traffic continues at a gentle rate; "
+                + ("Ctrl-C stops the demo.\n" if remaining is None else f"{remaining:g} s left.\n")
+            )
+            await run_traffic(
+                endpoint,
+                duration_s=remaining if remaining is not None else float("inf"),
+                rate=max(1.0, rate / 10),
+                seed=seed + 1,
+                stop=stop,
+            )
+    finally:
+        stop.set()
+        await server
+    _write("Demo stopped; everything sent is stored.\n")
+    return 0

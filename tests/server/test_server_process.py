@@ -1,0 +1,162 @@
+"""`pyflare server` as a process: startup errors, and SIGTERM drains what was accepted."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from _otlp import trace_request
+
+from pyflare.store.duckdb import DuckDBSpanStore
+
+READY = re.compile(
+    r"OTLP/HTTP http://(?P<http>\S+), OTLP/gRPC (?P<grpc>\S+), API http://(?P<api>\S+) "
+)
+
+
+class Pyflare:
+    """``pyflare ARGS`` in a child process, its stderr going to a file."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYFLARE_"))}
+        self.log = cwd / f"stderr-{time.monotonic_ns()}.txt"
+        with self.log.open("w") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pyflare.cli", *args],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+            )
+
+    @property
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        return code, self.stderr
+
+    def wait_ready(self) -> re.Match[str]:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.process.poll() is None:
+            found = READY.search(self.stderr)
+            if found:
+                return found
+            time.sleep(0.05)
+        self.process.kill()
+        self.process.wait()
+        raise AssertionError("the server never said it was ready:\n" + self.stderr)
+
+
+SERVER_ARGS = (
+    "server",
+    "--host",
+    "127.0.0.1",
+    "--otlp-http-port",
+    "0",
+    "--otlp-grpc-port",
+    "0",
+    "--api-port",
+    "0",
+)
+
+
+def test_sigterm_drains_every_accepted_request(tmp_path: Path) -> None:
+    store = tmp_path / "drain.duckdb"
+    server = Pyflare(*SERVER_ARGS, "--store", f"duckdb:///{store}", cwd=tmp_path)
+    ready = server.wait_ready()
+    url = f"http://{ready['http']}/v1/traces"
+    accepted: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                request, trace_ids = trace_request(traces=10, spans_per_trace=10)
+                try:
+                    response = http.post(
+                        url,
+                        content=request.SerializeToString(),
+                        headers={"Content-Type": "application/x-protobuf"},
+                    )
+                except httpx.TransportError:
+                    return  # the server has stopped listening
+                if response.status_code == 200:
+                    with lock:
+                        accepted.extend(trace_ids)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        code, stderr = server.finish()
+        assert code == 0, stderr
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert len(accepted) >= 50, "too little traffic was accepted to test the drain"
+    reader = DuckDBSpanStore(store, read_only=True)
+    try:
+        counted = reader.sql(
+            "SELECT count(DISTINCT trace_id) AS n FROM traces WHERE list_contains(?, trace_id)",
+            [accepted],
+        )
+        assert counted.column("n")[0].as_py() == len(accepted)  # every 200 is stored
+    finally:
+        reader.close()
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [*SERVER_ARGS]
+        args[args.index("--api-port") + 1] = str(port)
+        code, stderr = Pyflare(
+            *args, "--store", f"duckdb:///{tmp_path / 's.duckdb'}", cwd=tmp_path
+        ).finish()
+    assert code == 1
+    assert f"cannot listen for the API on 127.0.0.1:{port}" in stderr
+    assert "--api-port" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_bad_config_file_names_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("collector:\n  batcher:\n    max_batch_size: -5\n")
+    code, stderr = Pyflare("server", "--config", str(config), cwd=tmp_path).finish()
+    assert code == 1
+    assert "collector.batcher.max_batch_size" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_the_store_locked_by_another_process(tmp_path: Path) -> None:
+    store = tmp_path / "locked.duckdb"
+    holder = DuckDBSpanStore(store)
+    try:
+        code, stderr = Pyflare(*SERVER_ARGS, "--store", f"duckdb:///{store}", cwd=tmp_path).finish()
+    finally:
+        holder.close()
+    assert code == 1
+    assert "locked by another process" in stderr
+    assert "Traceback" not in stderr
