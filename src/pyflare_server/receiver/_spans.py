@@ -81,8 +81,9 @@ class Spans:
     """Columns of span rows, filled span by span and turned into one table.
 
     The decoders append each accepted span to ``rows`` (trace, span and parent ids
-    as hex, start and end in ns, name, status name, status message), ``ml_rows``
-    (what :meth:`attributes` returns), ``resource_rows`` and ``events``.
+    as hex, start and end in ns, name, status name, status message, then what
+    :meth:`attributes` returns: the ML columns and the kind), ``resource_rows``
+    and ``events``.
     """
 
     def __init__(self, limits: DecodeLimits, mask: Mask | None, ingested_at_ns: int | None) -> None:
@@ -91,7 +92,6 @@ class Spans:
         self.ingested_at_ns = ingested_at_ns
         self.rejections = Rejections()
         self.rows: list[tuple[Any, ...]] = []
-        self.ml_rows: list[tuple[Any, ...]] = []
         self.attr_offsets = [0]
         self.attr_keys: list[str] = []
         self.attr_values: list[str] = []
@@ -187,43 +187,68 @@ class Spans:
         if not rows:
             return empty_batch()
         count = len(rows)
-        trace_ids, span_ids, parents, starts, ends, names, codes, messages = zip(*rows, strict=True)
-        string = pa.string()
-        start_array = pa.array(starts, pa.int64())
-        end_array = pa.array(ends, pa.int64())
-        resource_take = pa.array(self.resource_rows, pa.int32())
-        resource_offsets = [0]
-        resource_keys: list[str] = []
-        resource_values: list[str] = []
-        for keys, values, _ in self.resources:
-            resource_keys += keys
-            resource_values += values
-            resource_offsets.append(len(resource_keys))
-        services = pa.array([service for _, _, service in self.resources], string)
+        # One conversion for every scalar column, then split.
+        scalars = pa.array(rows, _ROW).flatten()
+        starts, ends = scalars[3], scalars[4]
         now_ns = self.ingested_at_ns if self.ingested_at_ns is not None else time.time_ns()
-        *ml_columns, kinds = zip(*self.ml_rows, strict=True)
+        services, resources = self._resources()
         arrays = [
-            pa.array(trace_ids, string),
-            pa.array(span_ids, string),
-            pa.array(parents, string),
-            start_array.cast(pa.timestamp("ns")),
-            end_array.cast(pa.timestamp("ns")),
-            pc.subtract(end_array, start_array),
-            services.take(resource_take),
-            pa.array(names, string),
-            pa.array(kinds, string),
-            pa.array(codes, string),
-            pa.array(messages, string),
-            *(
-                pa.array(column, SPAN_SCHEMA.field(name).type)
-                for column, name in zip(ml_columns, ML_COLUMNS, strict=True)
-            ),
+            *scalars[:3],
+            starts.view(_TIMESTAMP),
+            ends.view(_TIMESTAMP),
+            pc.subtract(ends, starts),
+            services,
+            scalars[5],
+            scalars[-1],
+            *scalars[6:-1],
             _map_array(self.attr_offsets, self.attr_keys, self.attr_values),
-            _map_array(resource_offsets, resource_keys, resource_values).take(resource_take),
-            pa.array(self.events, SPAN_SCHEMA.field("events").type),
+            resources,
+            (
+                pa.array(self.events, _EVENTS)
+                if any(self.events)
+                else pa.ListArray.from_arrays(pa.array([0] * (count + 1), pa.int32()), _NO_EVENTS)
+            ),
             pa.repeat(pa.scalar(now_ns // 1000, pa.timestamp("us")), count),
         ]
         return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
+
+    def _resources(self) -> tuple[pa.Array, pa.Array]:
+        """The service_name and resource columns."""
+        offsets = [0]
+        keys: list[str] = []
+        values: list[str] = []
+        for resource_keys, resource_values, _ in self.resources:
+            keys += resource_keys
+            values += resource_values
+            offsets.append(len(keys))
+        take = pa.array(self.resource_rows, pa.int32())
+        services = pa.array([service for _, _, service in self.resources], pa.string())
+        return services.take(take), _map_array(offsets, keys, values).take(take)
+
+
+_TIMESTAMP = pa.timestamp("ns")
+# A row of Spans.rows: the scalar columns in the order the decoders gather them.
+_ROW = pa.struct(
+    [
+        *(
+            pa.field(name, pa.int64() if name.endswith("_time") else SPAN_SCHEMA.field(name).type)
+            for name in (
+                "trace_id",
+                "span_id",
+                "parent_span_id",
+                "start_time",
+                "end_time",
+                "operation_name",
+                "status_code",
+                "status_message",
+                *ML_COLUMNS,
+                "span_kind",
+            )
+        )
+    ]
+)
+_EVENTS = SPAN_SCHEMA.field("events").type
+_NO_EVENTS = pa.array([], _EVENTS.value_type)
 
 
 def _map_array(offsets: list[int], keys: list[str], values: list[str]) -> pa.Array:

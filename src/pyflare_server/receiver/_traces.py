@@ -75,7 +75,6 @@ def pb_spans(request: Any, spans: Spans) -> None:
     max_chars = limits.max_attribute_chars
     cache = kv_cache(limits)
     rows = spans.rows
-    ml_rows = spans.ml_rows
     resource_rows = spans.resource_rows
     events_column = spans.events
     span_attributes = spans.attributes
@@ -124,7 +123,7 @@ def pb_spans(request: Any, spans: Spans) -> None:
                     if len(message) > max_chars:
                         message = message[:max_chars]
                         attributes[3].append("[status_message]")
-                ml_rows.append(span_attributes(attributes, foreign, span.kind))
+                ml = span_attributes(attributes, foreign, span.kind)
                 events = span.events
                 events_column.append(
                     _pb_events(events, spans, foreign, cache) if events else no_events
@@ -140,6 +139,7 @@ def pb_spans(request: Any, spans: Spans) -> None:
                         name,
                         STATUS_NAMES[code] if 0 <= code < 3 else "unset",
                         message,
+                        *ml,
                     )
                 )
 
@@ -247,7 +247,7 @@ def _json_span(span: Any, spans: Spans, position: int, foreign: bool) -> None:
         event_rows = [_json_event(event, spans, foreign) for event in events[: limits.max_events]]
         if len(events) > limits.max_events:
             _flag_events(event_rows)
-    spans.ml_rows.append(spans.attributes(attributes, foreign, kind))
+    ml = spans.attributes(attributes, foreign, kind)
     spans.events.append(event_rows)
     spans.resource_rows.append(position)
     spans.rows.append(
@@ -260,6 +260,7 @@ def _json_span(span: Any, spans: Spans, position: int, foreign: bool) -> None:
             name,
             STATUS_NAMES[code] if 0 <= code < 3 else "unset",
             message or None,
+            *ml,
         )
     )
 

@@ -237,6 +237,66 @@ def kv_cache(limits: DecodeLimits) -> dict[bytes, Entry]:
     return cache
 
 
+_UNPACK_DOUBLE = _DOUBLE.unpack_from
+
+
+def _common_pair(raw: bytes, max_chars: int) -> Entry | None:
+    """The common ``KeyValue`` (a short key, one short scalar) decoded inline, else None.
+
+    Equal to decoding with :func:`_pb_pair` and :func:`render`, at a fraction of the
+    cost; anything unusual (long or nested values, extra fields) returns None.
+    """
+    end = len(raw)
+    if end < 4 or raw[0] != 0x0A:
+        return None
+    key_end = raw[1] + 2
+    if key_end > 129 or key_end + 2 > end or raw[key_end] != 0x12:
+        return None
+    size = raw[key_end + 1]
+    start = key_end + 2
+    if size > 127:
+        if start >= end or raw[start] > 127:
+            return None
+        size = (size & 0x7F) | (raw[start] << 7)
+        start += 1
+    if start + size != end or size < 2:
+        return None
+    tag = raw[start]
+    if tag == 0x0A:  # string_value
+        length = raw[start + 1]
+        first = start + 2
+        if length > 127:
+            if first >= end or raw[first] > 127:
+                return None
+            length = (length & 0x7F) | (raw[first] << 7)
+            first += 1
+        if first + length != end or length > max_chars:
+            return None
+        text = raw[first:].decode("utf-8", "replace")
+        return raw[2:key_end].decode("utf-8", "replace"), text, text
+    if tag == 0x18:  # int_value, a varint of up to 10 bytes ending the pair
+        digits = raw[start + 1 :]
+        last = len(digits) - 1
+        if last > 9:
+            return None
+        number = 0
+        for index, byte in enumerate(digits):
+            if (byte < 0x80) != (index == last):
+                return None
+            number |= (byte & 0x7F) << (7 * index)
+        number &= 0xFFFFFFFFFFFFFFFF
+        if number >= 1 << 63:
+            number -= 1 << 64
+        return raw[2:key_end].decode("utf-8", "replace"), number, repr(number)
+    if tag == 0x21 and size == 9:  # double_value
+        value = _UNPACK_DOUBLE(raw, start + 1)[0]
+        return raw[2:key_end].decode("utf-8", "replace"), value, repr(value)
+    if tag == 0x10 and size == 2 and raw[start + 1] < 2:  # bool_value
+        flag = raw[start + 1] == 1
+        return raw[2:key_end].decode("utf-8", "replace"), flag, "true" if flag else "false"
+    return None
+
+
 def pb_attributes(raws: Any, limits: DecodeLimits, cache: dict[bytes, Entry]) -> Attributes:
     """Decode a repeated field of encoded ``KeyValue`` pairs (see :mod:`._pbviews`).
 
@@ -255,8 +315,15 @@ def pb_attributes(raws: Any, limits: DecodeLimits, cache: dict[bytes, Entry]) ->
     out: list[Entry] = []
     if len(cache) > _MAX_CACHED:
         cache.clear()
+    max_chars = limits.max_attribute_chars
     for raw, entry in zip(kept, entries, strict=True):
         if entry is None:
+            entry = _common_pair(raw, max_chars)
+            if entry is not None:
+                if len(raw) <= _CACHEABLE_BYTES:
+                    cache[raw] = entry
+                out.append(entry)
+                continue
             budget = _Budget(limits)
             key, found = _pb_pair(raw, limits, 0, budget)
             value, text, cut = _rendered(found, budget, limits)
