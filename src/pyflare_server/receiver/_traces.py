@@ -216,13 +216,13 @@ def _json_span(span: Any, spans: Spans, position: int, foreign: bool) -> None:
     limits = spans.limits
     if type(span) is not dict:
         raise ItemError(f"a span must be an object, got {type(span).__name__}")
-    trace_id = json_id(field(span, "traceId", "trace_id"), 16, "traceId")
-    span_id = json_id(field(span, "spanId", "span_id"), 8, "spanId")
-    parent = json_id(
-        field(span, "parentSpanId", "parent_span_id"), 8, "parentSpanId", optional=True
-    )
-    start = json_time(field(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
-    end = json_time(field(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
+    get = span.get
+    # lowerCamelCase, else the proto field name (``or``: an empty value is no value here).
+    trace_id = json_id(get("traceId") or get("trace_id"), 16, "traceId")
+    span_id = json_id(get("spanId") or get("span_id"), 8, "spanId")
+    parent = json_id(get("parentSpanId") or get("parent_span_id"), 8, "parentSpanId", optional=True)
+    start = json_time(get("startTimeUnixNano") or get("start_time_unix_nano"), "startTimeUnixNano")
+    end = json_time(get("endTimeUnixNano") or get("end_time_unix_nano"), "endTimeUnixNano")
     problem = check_times(start, end)
     if problem:
         raise ItemError(problem)

@@ -424,14 +424,12 @@ def json_any(obj: Any, limits: DecodeLimits) -> tuple[Any, str, bool]:
 
 _KEY = itemgetter("key")
 _VALUE = itemgetter("value")
-_FIRST = itemgetter(0)
-_SECOND = itemgetter(1)
-_ONLY_STR = frozenset({str})
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 # Per tuple of AnyValue kinds ("stringValue", "intValue"…) of an attribute list:
-# (a getter of its strings, the positions of its other values), or None when a
-# kind is unknown.
-_Conversion = tuple[Callable[[Sequence[Any]], tuple[Any, ...]], tuple[int, ...]]
+# (a getter of its strings, the positions and kinds of its other values), or None
+# when a kind is unknown.
+_Conversion = tuple[Callable[[Sequence[Any]], tuple[Any, ...]], tuple[tuple[int, int], ...]]
 _CONVERSIONS: dict[tuple[str, ...], _Conversion | None] = {}
 
 
@@ -446,12 +444,15 @@ def items_at(positions: tuple[int, ...]) -> Callable[[Sequence[Any]], tuple[Any,
     return lambda values: ()
 
 
+_NO_CONVERSION: _Conversion = (lambda values: (), ())
+
+
 def _conversion(kinds: tuple[str, ...]) -> _Conversion | None:
     codes = [_VALUE_KEYS.get(kind) for kind in kinds]
     conversion: _Conversion | None = None
     if None not in codes:
         strings = tuple(i for i, code in enumerate(codes) if code == 1)
-        others = tuple(i for i, code in enumerate(codes) if code != 1)
+        others = tuple((i, code) for i, code in enumerate(codes) if code != 1 and code is not None)
         conversion = (items_at(strings), others)
     if len(_CONVERSIONS) >= 4096:
         _CONVERSIONS.clear()
@@ -476,31 +477,48 @@ def json_attributes(items: Any, limits: DecodeLimits) -> Attributes:
     # key and a value object of one known kind. Anything else takes the careful path.
     try:
         names = tuple(map(_KEY, items))
-        pairs = list(map(next, map(iter, map(dict.items, map(_VALUE, items)))))
-        kinds = tuple(map(_FIRST, pairs))
+        objects = list(map(_VALUE, items))
+        kinds = tuple(map(next, map(iter, objects)))
         conversion = _CONVERSIONS.get(kinds) or _conversion(kinds)
+        values = list(map(dict.__getitem__, objects, kinds))
+        # join() takes only strings: it checks the keys' and string values' types in C.
+        "".join(names)
+        strings, others = conversion or _NO_CONVERSION
+        texts = "".join(strings(values))
     except (KeyError, TypeError):
         return _json_attributes(items, limits, dropped)
-    if conversion is None or len(pairs) != len(names) or not _ONLY_STR.issuperset(map(type, names)):
-        return _json_attributes(items, limits, dropped)
-    strings, others = conversion
-    values = list(map(_SECOND, pairs))
-    texts = strings(values)
-    if not _ONLY_STR.issuperset(map(type, texts)) or (
-        texts and max(map(len, texts)) > limits.max_attribute_chars
+    if (
+        conversion is None
+        or len(kinds) != len(names)  # an empty value object ends the map early
+        or (
+            len(texts) > limits.max_attribute_chars
+            and max(map(len, strings(values))) > limits.max_attribute_chars
+        )
     ):
         return _json_attributes(items, limits, dropped)
     if not others:
         return names, values, values, [], dropped
     rendered = list(values)
     cut_keys: list[str] = []
-    for index in others:
-        budget = _Budget(limits)
-        value = _json_any({kinds[index]: values[index]}, limits, 0, budget)
-        values[index] = value
-        rendered[index], cut = render(value, limits)
-        if cut or budget.cut:
-            cut_keys.append(names[index])
+    for index, code in others:
+        raw = values[index]
+        # The common scalars inline; anything else through _json_any().
+        if code == 3 and type(raw) is str and len(raw) < 19 and raw.isdigit() and raw.isascii():
+            values[index] = number = int(raw)
+            rendered[index] = repr(number)
+        elif (code == 3 and type(raw) is int and _INT64_MIN <= raw <= _INT64_MAX) or (
+            code == 4 and type(raw) is float
+        ):
+            rendered[index] = repr(raw)
+        elif code == 2 and type(raw) is bool:
+            rendered[index] = "true" if raw else "false"
+        else:
+            budget = _Budget(limits)
+            value = _json_any({kinds[index]: raw}, limits, 0, budget)
+            values[index] = value
+            rendered[index], cut = render(value, limits)
+            if cut or budget.cut:
+                cut_keys.append(names[index])
     return names, values, rendered, cut_keys, dropped
 
 
