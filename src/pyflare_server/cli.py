@@ -46,9 +46,6 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    logging.getLogger("uvicorn.error").setLevel(
-        max(logging.WARNING, logging.getLevelName(level.upper()))
-    )
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
@@ -72,9 +69,18 @@ def _cmd_server(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pyflare_server.demo_command import run_demo
 
-    settings = _load(args, store="duckdb:///./.pyflare/demo.duckdb")
+    # A demo listens on this machine only, unless --host says otherwise.
+    settings = _load(args, store="duckdb:///./.pyflare/demo.duckdb", host="127.0.0.1")
     _configure_logging(settings.server.log_level if args.log_level else "warning")
-    return asyncio.run(run_demo(settings, duration_s=args.duration, rate=args.rate, seed=args.seed))
+    return asyncio.run(
+        run_demo(
+            settings,
+            duration_s=args.duration,
+            rate=args.rate,
+            seed=args.seed,
+            backfill_s=args.history * 60,
+        )
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -91,8 +97,9 @@ def register(subparsers: Any) -> None:
     demo = subparsers.add_parser(
         "demo",
         help="run the server and feed it realistic generated traffic",
-        description="Start PyFlare's server on ./.pyflare/demo.duckdb and send it traffic "
-        "from a RAG/LLM app and a classifier whose inputs drift, then show what arrived.",
+        description="Start PyFlare's server on ./.pyflare/demo.duckdb, send it the last "
+        "minutes of traffic of a RAG chatbot, an agent and a classifier whose inputs drift, "
+        "show what arrived, then keep sending live traffic.",
     )
     _add_server_flags(demo)
     demo.add_argument(
@@ -100,7 +107,14 @@ def register(subparsers: Any) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="stop after this long (default: keep serving until Ctrl-C)",
+        help="live traffic after the history, then stop (default: until Ctrl-C)",
+    )
+    demo.add_argument(
+        "--history",
+        type=float,
+        default=10.0,
+        metavar="MINUTES",
+        help="minutes of past traffic sent first (default 10)",
     )
     demo.add_argument("--rate", type=float, default=20.0, help="traces per second (default 20)")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the traffic")

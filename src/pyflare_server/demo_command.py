@@ -19,9 +19,9 @@ SELECT coalesce(model_id, '(no model)') AS model,
        count(*) FILTER (WHERE status_code = 'error') AS errors,
        CAST(quantile_cont(duration_ns, 0.5) / 1e6 AS BIGINT) AS p50_ms,
        CAST(quantile_cont(duration_ns, 0.95) / 1e6 AS BIGINT) AS p95_ms,
-       sum(input_tokens) AS input_tokens,
-       sum(output_tokens) AS output_tokens,
-       sum(cost_micros) AS cost_micros
+       CAST(sum(input_tokens) AS BIGINT) AS input_tokens,
+       CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
+       CAST(sum(cost_micros) AS BIGINT) AS cost_micros
 FROM traces
 WHERE model_id IS NOT NULL
 GROUP BY ALL
@@ -56,9 +56,17 @@ def _summary(core: ServerCore) -> str:
 
 
 async def run_demo(
-    settings: ServerSettings, *, duration_s: float | None, rate: float, seed: int
+    settings: ServerSettings,
+    *,
+    duration_s: float | None,
+    rate: float,
+    seed: int,
+    backfill_s: float = 600.0,
 ) -> int:
-    """Serve, send traffic, show a summary; stop after ``duration_s`` or on Ctrl-C."""
+    """Serve, send ``backfill_s`` of history, show a summary, then live traffic.
+
+    The live part lasts ``duration_s`` (None: until Ctrl-C or SIGTERM).
+    """
     from pyflare_server.demo import run_traffic
 
     stop = asyncio.Event()
@@ -79,32 +87,45 @@ async def run_demo(
     api_host, api_port = listeners.api.rsplit(":", 1)
     api_host = "127.0.0.1" if api_host in ("0.0.0.0", "::") else api_host
     endpoint = f"http://{host}:{port}"
-    burst = 10.0 if duration_s is None else min(duration_s, 10.0)
+    api = f"http://{api_host}:{api_port}"
     _write(
-        f"PyFlare demo: server on OTLP/HTTP {endpoint}, OTLP/gRPC {listeners.otlp_grpc}, "
-        f"API http://{api_host}:{api_port}, store {settings.server.store}\n"
-        f"Sending {burst:g} s of traffic from a RAG app and a drifting classifier…\n"
+        f"PyFlare demo: OTLP/HTTP {endpoint}, OTLP/gRPC {listeners.otlp_grpc}, API {api}, "
+        f"store {settings.server.store}\n"
+        f"Sending the last {backfill_s / 60:g} minutes of a RAG chatbot, an agent and a fraud "
+        "classifier (whose inputs drift halfway)…\n"
     )
     try:
-        sent = await run_traffic(endpoint, duration_s=burst, rate=rate, seed=seed, stop=stop)
-        _write(f"Sent {sent} traces.")
+        history = await run_traffic(
+            endpoint,
+            duration_s=0,
+            backfill_s=backfill_s,
+            drift_after_s=backfill_s / 2,
+            rate=rate,
+            seed=seed,
+            stop=stop,
+        )
+        _write(
+            f"Sent {history.traces} traces ({history.spans} spans, "
+            f"{history.error_traces} of them failed)."
+        )
         _write(_summary(core))
         _write(
             "\nTry:\n"
-            f"  curl 'http://{api_host}:{api_port}/api/v1/traces?limit=5'\n"
-            f"  curl 'http://{api_host}:{api_port}/api/v1/traces?status=error&limit=5'\n"
-            f"  curl http://{api_host}:{api_port}/metrics\n"
+            f"  curl '{api}/api/v1/traces?limit=5'\n"
+            f"  curl '{api}/api/v1/traces?status=error&service=rag-api&limit=5'\n"
+            f"  curl {api}/metrics\n"
+            f"  send your own: pyflare.init(endpoint='{endpoint}')\n"
         )
-        remaining = None if duration_s is None else max(0.0, duration_s - burst)
-        if remaining is None or remaining > 0:
+        if duration_s is None or duration_s > 0:
             _write(
-                "Traffic continues at a gentle rate; "
-                + ("Ctrl-C stops the demo.\n" if remaining is None else f"{remaining:g} s left.\n")
+                f"Live traffic continues at {rate:g} traces/s; "
+                + ("Ctrl-C stops the demo.\n" if duration_s is None else f"for {duration_s:g} s.\n")
             )
             await run_traffic(
                 endpoint,
-                duration_s=remaining if remaining is not None else float("inf"),
-                rate=max(1.0, rate / 10),
+                duration_s=duration_s,
+                drift_after_s=0,  # the classifier stays drifted
+                rate=rate,
                 seed=seed + 1,
                 stop=stop,
             )

@@ -28,13 +28,13 @@ class Pyflare:
     def __init__(self, *args: str, cwd: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYFLARE_"))}
         self.log = cwd / f"stderr-{time.monotonic_ns()}.txt"
-        with self.log.open("w") as sink:
+        with self.log.open("w") as sink, (cwd / f"{args[0]}-stdout.txt").open("w") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pyflare.cli", *args],
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
+                stdout=out,
                 stderr=sink,
             )
 
@@ -160,3 +160,27 @@ def test_the_store_locked_by_another_process(tmp_path: Path) -> None:
     assert code == 1
     assert "locked by another process" in stderr
     assert "Traceback" not in stderr
+
+
+def test_demo_populates_a_store_and_stops(tmp_path: Path) -> None:
+    ports = ("--otlp-http-port", "0", "--otlp-grpc-port", "0", "--api-port", "0")
+    demo = Pyflare("demo", "--history", "0.5", "--duration", "1", *ports, cwd=tmp_path)
+    code, _ = demo.finish(timeout=120)
+    output = (tmp_path / "demo-stdout.txt").read_text()
+    assert code == 0, output + demo.stderr
+    assert "traces stored" in output
+    assert "Demo stopped; everything sent is stored." in output
+    sent = int(re.search(r"Sent (\d+) traces", output)[1])  # type: ignore[index]
+    store = DuckDBSpanStore(tmp_path / ".pyflare" / "demo.duckdb", read_only=True)
+    try:
+        summary = store.sql(
+            "SELECT count(DISTINCT trace_id) AS traces, count(DISTINCT service_name) AS services,"
+            " count(*) FILTER (WHERE input_tokens > 0) AS with_tokens,"
+            " count(*) FILTER (WHERE status_code = 'error') AS errors FROM traces"
+        ).to_pylist()[0]
+    finally:
+        store.close()
+    assert summary["traces"] > sent >= 400  # the history, then live traffic
+    assert summary["services"] >= 3
+    assert summary["with_tokens"] > 0
+    assert summary["errors"] > 0
