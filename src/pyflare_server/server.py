@@ -14,7 +14,6 @@ import logging
 import signal
 import socket
 import sys
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -194,7 +193,7 @@ def run_server(
     # insert (DuckDB's Arrow scan calls into Python); at the default 5 ms switch
     # interval each take-back waits out the event loop's turn, which made writes
     # several times slower under load. A short interval keeps both moving.
-    sys.setswitchinterval(float(os.environ.get("PYFLARE_SWITCH_INTERVAL", _SWITCH_INTERVAL_S)))
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)
     try:
         import uvloop
 
