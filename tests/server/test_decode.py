@@ -1121,3 +1121,44 @@ def test_json_log_fields_in_every_spelling() -> None:
     assert decoded.rejected == 0, decoded.error_message
     (row,) = decoded.batch.to_pylist()
     assert (row["severity_number"], row["body"], row["trace_id"]) == (14, '["a",1]', None)
+
+
+def test_a_huge_array_value_is_cut_early_and_flagged() -> None:
+    row = row_of({"embedding": list(range(200_000))}, limits=DecodeLimits(max_attribute_chars=1000))
+    text = row["attributes"]["embedding"]
+    assert len(text) == 1000
+    assert text.startswith("[0,1,2,")
+    assert row["attributes"][TRUNCATED] == "embedding"
+
+
+def test_small_limits_cut_numbers_and_flags_too() -> None:
+    row = row_of(
+        {"n": -1_000_000_000, "f": 0.123456789, "b": False},
+        limits=DecodeLimits(max_attribute_chars=4),
+    )
+    assert row["attributes"] == {"n": "-100", "f": "0.12", "b": "fals", TRUNCATED: "n,f,b"}
+
+
+@pytest.mark.parametrize(
+    ("point", "reason"),
+    [
+        ({"timeUnixNano": "x", "asInt": "1"}, "timeUnixNano must be an unsigned integer"),
+        ({"timeUnixNano": "5", "asInt": "1.5"}, "asInt must be an integer"),
+        ({"timeUnixNano": "5", "asDouble": "high"}, "asDouble must be a number"),
+        ({"timeUnixNano": "5", "attributes": 7}, "attributes must be a list"),
+        (["not", "a", "point"], "a data point must be an object"),
+    ],
+)
+def test_json_metric_points_with_wrong_fields_are_rejected(point: Any, reason: str) -> None:
+    good = {"timeUnixNano": "5", "asInt": "1"}
+    body = {
+        "resourceMetrics": [
+            {"scopeMetrics": [{"metrics": [{"name": "m", "gauge": {"dataPoints": [good, point]}}]}]}
+        ]
+    }
+    decoded = decode(Signal.METRICS, orjson.dumps(body), JSON)
+    assert (decoded.batch.num_rows, decoded.rejected) == (1, 1)
+    assert reason in decoded.error_message
+    assert (
+        "resourceMetrics[0].scopeMetrics[0].metrics[0].gauge.dataPoints[1]" in decoded.error_message
+    )

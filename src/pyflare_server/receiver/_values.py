@@ -287,11 +287,17 @@ def _common_pair(raw: bytes, max_chars: int) -> Entry | None:
         number &= 0xFFFFFFFFFFFFFFFF
         if number >= 1 << 63:
             number -= 1 << 64
-        return raw[2:key_end].decode("utf-8", "replace"), number, repr(number)
+        text = repr(number)
+        if len(text) > max_chars:
+            return None
+        return raw[2:key_end].decode("utf-8", "replace"), number, text
     if tag == 0x21 and size == 9:  # double_value
         value = _UNPACK_DOUBLE(raw, start + 1)[0]
-        return raw[2:key_end].decode("utf-8", "replace"), value, repr(value)
-    if tag == 0x10 and size == 2 and raw[start + 1] < 2:  # bool_value
+        text = repr(value)
+        if len(text) > max_chars:
+            return None
+        return raw[2:key_end].decode("utf-8", "replace"), value, text
+    if tag == 0x10 and size == 2 and raw[start + 1] < 2 and max_chars >= 5:  # bool_value
         flag = raw[start + 1] == 1
         return raw[2:key_end].decode("utf-8", "replace"), flag, "true" if flag else "false"
     return None
@@ -505,20 +511,23 @@ def json_attributes(items: Any, limits: DecodeLimits) -> Attributes:
         # The common scalars inline; anything else through _json_any().
         if code == 3 and type(raw) is str and len(raw) < 19 and raw.isdigit() and raw.isascii():
             values[index] = number = int(raw)
-            rendered[index] = repr(number)
+            rendered[index] = text = repr(number)
         elif (code == 3 and type(raw) is int and _INT64_MIN <= raw <= _INT64_MAX) or (
             code == 4 and type(raw) is float
         ):
-            rendered[index] = repr(raw)
+            rendered[index] = text = repr(raw)
         elif code == 2 and type(raw) is bool:
-            rendered[index] = "true" if raw else "false"
+            rendered[index] = text = "true" if raw else "false"
         else:
-            budget = _Budget(limits)
-            value = _json_any({kinds[index]: raw}, limits, 0, budget)
-            values[index] = value
-            rendered[index], cut = render(value, limits)
-            if cut or budget.cut:
-                cut_keys.append(names[index])
+            text = ""
+        if text and len(text) <= limits.max_attribute_chars:
+            continue
+        budget = _Budget(limits)
+        value = _json_any({kinds[index]: raw}, limits, 0, budget)
+        values[index] = value
+        rendered[index], cut = render(value, limits)
+        if cut or budget.cut:
+            cut_keys.append(names[index])
     return names, values, rendered, cut_keys, dropped
 
 
