@@ -184,7 +184,7 @@ class Traffic:
     ) -> None:
         """A chat model call (OTel GenAI attributes); ``failure``: "429", "timeout" or None."""
         rng = self.rng
-        provider, response_model, ms_per_token = data.MODELS[model]
+        provider, ms_per_token = data.MODELS[model]
         input_tokens = max(300, int(rng.gauss(1400, 350)) + len(question.split()) * 2)
         output_tokens = max(12, int(rng.lognormvariate(math.log(140), 0.5)))
         finish = "length" if output_tokens > 480 else "stop"
@@ -206,7 +206,7 @@ class Traffic:
             duration = self.ms(350, 0.45) + int(output_tokens * per_token)
             attributes.update(
                 {
-                    "gen_ai.response.model": response_model,
+                    "gen_ai.response.model": model,
                     "gen_ai.response.id": f"chatcmpl-{rng.getrandbits(64):016x}",
                     "gen_ai.response.finish_reasons": (finish,),
                     "gen_ai.usage.input_tokens": input_tokens,
