@@ -30,14 +30,18 @@ from pyflare_server.receiver._jsonfields import (
     json_text,
     json_time,
 )
-from pyflare_server.receiver._values import (
-    Attributes,
-    attribute_map,
+from pyflare_server.receiver._jsonvalues import (
     json_any,
     json_attributes,
+)
+from pyflare_server.receiver._pbvalues import (
     kv_cache,
     pb_any,
     pb_attributes,
+)
+from pyflare_server.receiver._values import (
+    Attributes,
+    attribute_map,
     render,
     resource_entry,
 )

@@ -35,13 +35,17 @@ from pyflare_server.receiver._jsonfields import (
     json_text,
     json_time,
 )
+from pyflare_server.receiver._jsonvalues import (
+    json_attributes,
+)
+from pyflare_server.receiver._pbvalues import (
+    kv_cache,
+    pb_attributes,
+)
 from pyflare_server.receiver._values import (
     Attributes,
     Entry,
     attribute_map,
-    json_attributes,
-    kv_cache,
-    pb_attributes,
     resource_entry,
 )
 

@@ -23,8 +23,10 @@ from pyflare_server.receiver._jsonfields import (
     json_text,
     json_time,
 )
+from pyflare_server.receiver._jsonvalues import json_attributes
+from pyflare_server.receiver._pbvalues import kv_cache, pb_attributes
 from pyflare_server.receiver._spans import STATUS_NAMES, Spans
-from pyflare_server.receiver._values import Entry, json_attributes, kv_cache, pb_attributes
+from pyflare_server.receiver._values import Entry
 
 __all__ = ["json_spans", "pb_spans"]
 
@@ -218,15 +220,42 @@ def _json_span(span: Any, spans: Spans, position: int, foreign: bool) -> None:
         raise ItemError(f"a span must be an object, got {type(span).__name__}")
     get = span.get
     # lowerCamelCase, else the proto field name (``or``: an empty value is no value here).
-    trace_id = json_id(get("traceId") or get("trace_id"), 16, "traceId")
-    span_id = json_id(get("spanId") or get("span_id"), 8, "spanId")
-    parent = json_id(get("parentSpanId") or get("parent_span_id"), 8, "parentSpanId", optional=True)
-    start = json_time(get("startTimeUnixNano") or get("start_time_unix_nano"), "startTimeUnixNano")
-    end = json_time(get("endTimeUnixNano") or get("end_time_unix_nano"), "endTimeUnixNano")
+    # The common case (hex ids, decimal-string times, an int kind) is read inline; the
+    # json_* readers check anything else and say what is wrong with it.
+    trace_id: Any = get("traceId") or get("trace_id")
+    span_id: Any = get("spanId") or get("span_id")
+    parent: Any = get("parentSpanId") or get("parent_span_id")
+    try:
+        ids = bytes.fromhex(trace_id + span_id + (parent or ""))
+    except (TypeError, ValueError):
+        ids = b""
+    if (
+        len(ids) == (32 if parent else 24)
+        and len(trace_id) == 32
+        and len(span_id) == 16
+        and ids[:16] != _NO_TRACE
+        and ids[16:24] != _NO_SPAN
+    ):
+        hexed = ids.hex()
+        trace_id, span_id = hexed[:32], hexed[32:48]
+        parent = (hexed[48:] if ids[24:] != _NO_SPAN else None) if parent else None
+    else:
+        trace_id = json_id(trace_id, 16, "traceId")
+        span_id = json_id(span_id, 8, "spanId")
+        parent = json_id(parent, 8, "parentSpanId", optional=True)
+    start = get("startTimeUnixNano") or get("start_time_unix_nano")
+    end = get("endTimeUnixNano") or get("end_time_unix_nano")
+    if type(start) is str and type(end) is str and (start + end).isdigit() and start.isascii():
+        start, end = int(start), int(end)
+    else:
+        start = json_time(start, "startTimeUnixNano")
+        end = json_time(end, "endTimeUnixNano")
     problem = check_times(start, end)
     if problem:
         raise ItemError(problem)
-    kind = json_enum(span.get("kind"), _KIND_WORDS, "kind")
+    kind = get("kind")
+    if type(kind) is not int:
+        kind = json_enum(kind, _KIND_WORDS, "kind")
     status = span.get("status")
     if status is None:
         code, message, message_cut = 0, "", False
