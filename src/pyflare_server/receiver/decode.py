@@ -31,12 +31,13 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from pyflare_server.receiver import _pbviews
 from pyflare_server.receiver._decoding import TRUNCATED, DecodeError, DecodeLimits, ItemError
-from pyflare_server.receiver._logs import Logs, json_logs, pb_logs
+from pyflare_server.receiver._logs import LOG_BODY, Logs, json_logs, pb_logs
 from pyflare_server.receiver._metrics import Metrics, json_metrics, pb_metrics
 from pyflare_server.receiver._spans import Spans
 from pyflare_server.receiver._traces import json_spans, pb_spans
 
 __all__ = [
+    "LOG_BODY",
     "TRUNCATED",
     "DecodeError",
     "DecodeLimits",
@@ -103,7 +104,9 @@ def decode(
     ``mask_attributes`` (``SpanMasker.mask_in_place``) masks, in place, the
     attributes of every span and span event whose instrumentation scope is not
     PyFlare's own (the PyFlare SDK masks before it sends), and the attributes
-    and bodies of all log records, before anything is read from them.
+    and bodies of all log records, before anything is read from them. A log
+    body is masked as ``{LOG_BODY: body}``: a mask that decides by key what is
+    content should count :data:`LOG_BODY` as content.
     ``ingested_at_ns`` stamps ``_ingested_at`` (now by default).
     """
     signal = Signal(signal)
