@@ -121,7 +121,8 @@ class Metrics:
         )
 
     def table(self) -> pa.Table:
-        now_us = (self.ingested_at_ns or time.time_ns()) // 1000
+        now_ns = self.ingested_at_ns if self.ingested_at_ns is not None else time.time_ns()
+        now_us = now_ns // 1000
         for row in self.rows:
             row["_ingested_at"] = now_us
         return pa.Table.from_pylist(self.rows, schema=METRIC_SCHEMA)
