@@ -117,7 +117,12 @@ class ServerCore:
         limits = HttpLimits(
             max_body_bytes=int(http.max_body_mib * _MIB), read_timeout_s=http.read_timeout_s
         )
-        return [*otlp_routes(self.decode, self.submit, limits=limits)]
+        requests = self.telemetry.requests
+
+        def count(signal: Signal, status: int) -> None:
+            requests.labels(signal.value, "http", str(status)).inc()
+
+        return [*otlp_routes(self.decode, self.submit, limits=limits, on_request=count)]
 
     def api_routes(self) -> list[BaseRoute]:
         """The query API under /api/v1."""
@@ -152,6 +157,9 @@ class ServerCore:
             address=address or grpc_settings.endpoint,
             max_message_bytes=int(grpc_settings.max_recv_msg_size_mib * _MIB),
             max_concurrent_streams=grpc_settings.max_concurrent_streams,
+            on_request=lambda signal, outcome: self.telemetry.requests.labels(
+                signal.value, "grpc", outcome
+            ).inc(),
         )
 
     async def _health(self, request: Request) -> Response:

@@ -63,6 +63,11 @@ class ServerTelemetry:
             ["signal"], buckets=_BATCH_ROWS, registry=r,
         )  # fmt: skip
         self.store_errors = Counter("pyflare_store_errors", "Store writes that failed.", registry=r)
+        self.requests = Counter(
+            "pyflare_requests", "OTLP requests answered, by transport and outcome "
+            "(HTTP status, or gRPC status name).",
+            ["signal", "transport", "outcome"], registry=r,
+        )  # fmt: skip
         # Every signal shows up (as 0) from the start, so rates work from the first scrape.
         for signal in SIGNALS:
             for metric in (

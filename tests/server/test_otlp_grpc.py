@@ -74,6 +74,13 @@ def test_garbage_is_invalid_argument(server: LiveServer, channel: grpc.Channel) 
         call(os.urandom(2048), timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details()
+    telemetry = server.core.telemetry
+    assert (
+        telemetry.value(
+            "pyflare_requests_total", signal="traces", transport="grpc", outcome="INVALID_ARGUMENT"
+        )
+        >= 1
+    )
     stub = trace_service_pb2_grpc.TraceServiceStub(channel)
     request, trace_ids = trace_request()
     stub.Export(request, timeout=10)

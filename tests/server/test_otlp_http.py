@@ -281,6 +281,16 @@ def test_health_and_prometheus_metrics(server: LiveServer, client: httpx.Client)
         text = api.get("/metrics").text
     assert "pyflare_received_total" in text
     assert "pyflare_queue_depth_rows" in text
+    telemetry = server.core.telemetry
+    assert (
+        telemetry.value("pyflare_requests_total", signal="traces", transport="http", outcome="200")
+        > 0
+    )
+    assert (
+        telemetry.value("pyflare_requests_total", signal="traces", transport="http", outcome="400")
+        > 0
+    )
+    assert telemetry.value("pyflare_accepted_total", signal="traces") > 0
 
 
 def test_store_failure_is_503_and_later_requests_are_stored(tmp_path: Path) -> None:

@@ -59,22 +59,22 @@ def _handler(
     on_request: Callable[[Signal, str], None] | None,
 ) -> Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[bytes]]:
     async def export(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        outcome = "ok"
+        outcome = "OK"
         try:
             try:
                 decoded = await decode(signal, request, Encoding.PROTOBUF)
             except DecodeError as exc:
-                outcome = "invalid_argument"
+                outcome = "INVALID_ARGUMENT"
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             try:
                 await submit(decoded)
             except QueueFull as exc:
-                outcome = "unavailable"
+                outcome = "UNAVAILABLE"
                 await _abort_unavailable(
                     context, "PyFlare's ingest queue is full; retry later", exc.retry_after_s
                 )
             except PyFlareError as exc:
-                outcome = "unavailable"
+                outcome = "UNAVAILABLE"
                 logger.warning("OTLP/gRPC %s request failed: %s", signal.value, exc)
                 await _abort_unavailable(
                     context, f"PyFlare could not store the batch ({exc}); retry later", 1.0
