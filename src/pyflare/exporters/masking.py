@@ -44,6 +44,7 @@ CONTENT_ATTRIBUTES = frozenset(
         sc.OI_INPUT_VALUE,
         sc.OI_OUTPUT_VALUE,
         "retrieval.documents",
+        "log.body",  # the body of a log record, masked by the server like span content
     }
 )
 #: Attribute name prefixes that hold content (flattened message lists).
