@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
 from typing import Any
 
@@ -82,6 +84,13 @@ async def run_demo(
         await server  # raises the reason it could not start
         return 1
     listeners, core = ready.result()
+    # Ctrl-C stops the traffic first, then the server: the traffic's last batch
+    # must not meet a server that is already shutting down.
+    traffic_stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(ValueError, NotImplementedError, RuntimeError):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, traffic_stop.set)
     host, port = listeners.otlp_http.rsplit(":", 1)
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     api_host, api_port = listeners.api.rsplit(":", 1)
@@ -102,7 +111,7 @@ async def run_demo(
             drift_after_s=backfill_s / 2,
             rate=rate,
             seed=seed,
-            stop=stop,
+            stop=traffic_stop,
         )
         _write(
             f"Sent {history.traces} traces ({history.spans} spans, "
@@ -116,7 +125,7 @@ async def run_demo(
             f"  curl {api}/metrics\n"
             f"  send your own: pyflare.init(endpoint='{endpoint}')\n"
         )
-        if duration_s is None or duration_s > 0:
+        if not traffic_stop.is_set() and (duration_s is None or duration_s > 0):
             _write(
                 f"Live traffic continues at {rate:g} traces/s; "
                 + ("Ctrl-C stops the demo.\n" if duration_s is None else f"for {duration_s:g} s.\n")
@@ -127,7 +136,7 @@ async def run_demo(
                 drift_after_s=0,  # the classifier stays drifted
                 rate=rate,
                 seed=seed + 1,
-                stop=stop,
+                stop=traffic_stop,
             )
     finally:
         stop.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
 import socket
 import threading
 import time
@@ -347,3 +348,19 @@ def test_a_full_queue_answers_429_with_retry_after(tmp_path: Path) -> None:
     finally:
         store.gate.set()
         store.close()
+
+
+def test_a_decode_worker_that_dies_costs_one_503(tmp_path: Path) -> None:
+    config = {"collector": {"otlp": {"decode_workers": 1}}}
+    with live_server(tmp_path, config) as server, httpx.Client(base_url=server.http) as client:
+        assert_still_serving(server, client)
+        pool = server.core._pool
+        assert pool is not None
+        [pid] = list(pool._pool._processes)
+        os.kill(pid, signal.SIGKILL)
+        request, _ = trace_request()
+        response = client.post("/v1/traces", content=request.SerializeToString(), headers=PROTOBUF)
+        assert response.status_code == 503
+        assert "decode worker" in status_of(response).message
+        assert response.headers["retry-after"] == "1"
+        assert_still_serving(server, client)  # a new worker took over

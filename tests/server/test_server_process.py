@@ -184,3 +184,22 @@ def test_demo_populates_a_store_and_stops(tmp_path: Path) -> None:
     assert summary["services"] >= 3
     assert summary["with_tokens"] > 0
     assert summary["errors"] > 0
+
+
+def test_ctrl_c_stops_the_demo_promptly(tmp_path: Path) -> None:
+    ports = ("--otlp-http-port", "0", "--otlp-grpc-port", "0", "--api-port", "0")
+    demo = Pyflare("demo", "--history", "0.2", *ports, cwd=tmp_path)
+    output = tmp_path / "demo-stdout.txt"
+    deadline = time.monotonic() + 60
+    while "Live traffic continues" not in output.read_text():
+        assert demo.process.poll() is None, demo.stderr
+        assert time.monotonic() < deadline, output.read_text()
+        time.sleep(0.1)
+    time.sleep(1)
+    demo.process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    code, stderr = demo.finish(timeout=30)
+    assert code == 0, stderr
+    assert time.monotonic() - started < 8
+    assert "Demo stopped; everything sent is stored." in output.read_text()
+    assert "Traceback" not in stderr
