@@ -65,7 +65,6 @@ class ServerCore:
         self._owns_store = store is None
         self.store: SpanStore = store if store is not None else open_store(settings.server.store)
         self.telemetry = ServerTelemetry()
-        self.pipeline = Pipeline(settings, self.store, queue=queue, telemetry=self.telemetry)
         pii = settings.collector.pii
         masker = pii.span_masker()
         self._decode_limits = DecodeLimits()
@@ -73,7 +72,18 @@ class ServerCore:
         workers = settings.collector.otlp.decode_workers
         if workers is None:
             workers = min(4, (os.cpu_count() or 1) - 1)
-        self._pool = DecodePool(workers, self._decode_limits, pii) if workers else None
+        self._pool = (
+            DecodePool(workers, self._decode_limits, pii, settings.collector.enricher)
+            if workers
+            else None
+        )
+        self.pipeline = Pipeline(
+            settings,
+            self.store,
+            queue=queue,
+            telemetry=self.telemetry,
+            enrich=self._pool is None,  # the decode workers enrich
+        )
         self.started_at = time.time()
         self._ready = False
 

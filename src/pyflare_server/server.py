@@ -29,7 +29,7 @@ __all__ = ["Listeners", "run_server", "serve"]
 
 logger = logging.getLogger(__name__)
 
-_SWITCH_INTERVAL_S = 0.0002
+_SWITCH_INTERVAL_S = 0.0005
 
 
 class _Uvicorn(uvicorn.Server):

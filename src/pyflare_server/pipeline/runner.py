@@ -59,8 +59,12 @@ class Pipeline:
         queue: SpanQueue | None = None,
         telemetry: ServerTelemetry | None = None,
         processors: Sequence[Processor] = (),
+        enrich: bool = True,
     ) -> None:
-        """``queue`` defaults to a :class:`MemoryQueue` into ``store`` running ``processors``."""
+        """``queue`` defaults to a :class:`MemoryQueue` into ``store`` running ``processors``.
+
+        ``enrich=False`` when the rows arrive enriched already (decode workers do it).
+        """
         self.settings = settings
         self.store = store
         self.telemetry = telemetry if telemetry is not None else ServerTelemetry()
@@ -76,6 +80,7 @@ class Pipeline:
         )
         self.sampler = Sampler(settings.collector.sampling)
         self.enricher = Enricher(settings.collector.enricher)
+        self.enrich = enrich
 
     async def submit(self, decoded: Decoded) -> SubmitResult:
         """Sample, enrich and queue one request's rows; return once they are durable.
@@ -97,7 +102,8 @@ class Pipeline:
             if sampled_out:
                 telemetry.sampled_out.labels(signal).inc(sampled_out)
         if batch.num_rows:
-            batch = self.enricher.enrich(signal, batch)
+            if self.enrich:
+                batch = self.enricher.enrich(signal, batch)
             try:
                 await self.queue.put(signal, batch)
             except QueueFull:

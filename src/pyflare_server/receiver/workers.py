@@ -24,8 +24,10 @@ from typing import Any
 import pyarrow as pa
 
 from pyflare.errors import PyFlareError
+from pyflare.records import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
+from pyflare_server.pipeline.enricher import Enricher
 from pyflare_server.receiver.decode import Decoded, DecodeLimits, Encoding, Signal, decode
-from pyflare_server.settings import PiiSettings
+from pyflare_server.settings import EnricherSettings, PiiSettings
 
 __all__ = ["DecodePool", "WorkerError"]
 
@@ -40,20 +42,32 @@ class WorkerError(PyFlareError):
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(limits: DecodeLimits, pii: PiiSettings) -> None:
+def _init_worker(limits: DecodeLimits, pii: PiiSettings, enricher: EnricherSettings) -> None:
     masker = pii.span_masker()
     _WORKER["limits"] = limits
     _WORKER["mask"] = masker.mask_in_place if masker is not None else None
+    _WORKER["enricher"] = Enricher(enricher)
 
 
-def _decode_in_worker(signal: Signal, body: bytes, encoding: Encoding) -> tuple[bytes, int, str]:
+# Each signal's rows have a fixed schema, so only the record batch travels back
+# (reading a whole IPC stream parses the nested schema again every time).
+_SCHEMAS = {Signal.TRACES: SPAN_SCHEMA, Signal.METRICS: METRIC_SCHEMA, Signal.LOGS: LOG_SCHEMA}
+
+
+def _decode_in_worker(
+    signal: Signal, body: bytes, encoding: Encoding
+) -> tuple[bytes | None, int, str]:
     decoded = decode(
         signal, body, encoding, limits=_WORKER["limits"], mask_attributes=_WORKER["mask"]
     )
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, decoded.batch.schema) as writer:
-        writer.write_table(decoded.batch)
-    return sink.getvalue().to_pybytes(), decoded.rejected, decoded.error_message
+    batch = _WORKER["enricher"].enrich(signal, decoded.batch)
+    data = None
+    if batch.num_rows:
+        schema = _SCHEMAS[signal]
+        if batch.schema != schema:
+            batch = batch.cast(schema)
+        data = batch.combine_chunks().to_batches()[0].serialize()
+    return (None if data is None else data.to_pybytes()), decoded.rejected, decoded.error_message
 
 
 def _ready() -> int:
@@ -63,12 +77,20 @@ def _ready() -> int:
 class DecodePool:
     """``workers`` processes that decode OTLP bodies."""
 
-    def __init__(self, workers: int, limits: DecodeLimits, pii: PiiSettings) -> None:
+    def __init__(
+        self,
+        workers: int,
+        limits: DecodeLimits,
+        pii: PiiSettings,
+        enricher: EnricherSettings,
+    ) -> None:
+        """Rows come back decoded, masked and enriched (the enricher's work is per row too)."""
         if workers < 1:
             raise ValueError(f"a decode pool needs at least one worker, got {workers}")
         self.workers = workers
         self._limits = limits
         self._pii = pii
+        self._enricher = enricher
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -76,7 +98,7 @@ class DecodePool:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=_init_worker,
-            initargs=(self._limits, self._pii),
+            initargs=(self._limits, self._pii, self._enricher),
         )
 
     async def start(self) -> None:
@@ -101,7 +123,12 @@ class DecodePool:
             raise WorkerError(
                 "the decode worker handling this request stopped; retry the request"
             ) from None
-        batch = pa.ipc.open_stream(data).read_all()
+        schema = _SCHEMAS[signal]
+        batch = (
+            schema.empty_table()
+            if data is None
+            else pa.Table.from_batches([pa.ipc.read_record_batch(pa.py_buffer(data), schema)])
+        )
         return Decoded(signal=signal, batch=batch, rejected=rejected, error_message=message)
 
     def close(self) -> None:
