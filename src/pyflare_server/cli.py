@@ -16,7 +16,10 @@ __all__ = ["register"]
 
 def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML settings (collector.yaml shape)")
-    parser.add_argument("--store", help="where spans go, e.g. duckdb:///path/to/file.duckdb")
+    parser.add_argument(
+        "--store",
+        help="where spans go: duckdb:///path/to/file.duckdb (default ./.pyflare/server.duckdb)",
+    )
     parser.add_argument("--host", help="interface every listener binds (default 0.0.0.0)")
     parser.add_argument("--otlp-http-port", type=int, metavar="PORT", help="default 4318")
     parser.add_argument("--otlp-grpc-port", type=int, metavar="PORT", help="default 4317")
@@ -32,10 +35,19 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace, **defaults: Any) -> Any:
+    from pyflare.errors import ConfigError
     from pyflare_server.settings import ServerSettings
 
-    overrides = {**defaults, **_overrides(args)}
-    return ServerSettings.load(args.config, overrides=overrides)
+    given = _overrides(args)
+    try:
+        return ServerSettings.load(args.config, overrides={**defaults, **given})
+    except ConfigError as exc:
+        # Name the flag the user typed rather than the settings' override key.
+        message = str(exc)
+        for name in given:
+            flag = "--" + name.replace("_", "-")
+            message = message.replace(f"override {name}", flag)
+        raise ConfigError(message) from exc
 
 
 def _configure_logging(level: str) -> None:

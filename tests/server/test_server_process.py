@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from _otlp import trace_request
 
 from pyflare.store.duckdb import DuckDBSpanStore
@@ -202,4 +203,19 @@ def test_ctrl_c_stops_the_demo_promptly(tmp_path: Path) -> None:
     assert code == 0, stderr
     assert time.monotonic() - started < 8
     assert "Demo stopped; everything sent is stored." in output.read_text()
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--otlp-http-port", "99999"), "--otlp-http-port=99999 is not valid"),
+        (("--store", "mysql://db/x"), "server.store: expected duckdb:///"),
+        (("--config", "missing.yaml"), "missing.yaml"),
+    ],
+)
+def test_bad_flags_are_named(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    code, stderr = Pyflare("server", *args, cwd=tmp_path).finish()
+    assert code == 1
+    assert message in stderr
     assert "Traceback" not in stderr
