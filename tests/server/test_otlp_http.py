@@ -364,3 +364,25 @@ def test_a_decode_worker_that_dies_costs_one_503(tmp_path: Path) -> None:
         assert "decode worker" in status_of(response).message
         assert response.headers["retry-after"] == "1"
         assert_still_serving(server, client)  # a new worker took over
+
+
+def test_browsers_get_cors_answers(client: httpx.Client) -> None:
+    preflight = client.options(
+        "/v1/traces",
+        headers={
+            "Origin": "http://localhost:5173",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] in ("*", "http://localhost:5173")
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    request, _ = trace_request()
+    response = client.post(
+        "/v1/traces",
+        content=request.SerializeToString(),
+        headers={**PROTOBUF, "Origin": "http://localhost:5173"},
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] in ("*", "http://localhost:5173")
