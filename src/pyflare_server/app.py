@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from pyflare._version import __version__
 from pyflare.store.base import SpanStore
-from pyflare_server.api import traces as traces_api
+from pyflare_server import api
 from pyflare_server.pipeline.queue import SpanQueue
 from pyflare_server.pipeline.runner import Pipeline
 from pyflare_server.receiver.decode import Decoded, DecodeLimits, Encoding, Signal, decode
@@ -136,7 +136,7 @@ class ServerCore:
 
     def api_routes(self) -> list[BaseRoute]:
         """The query API under /api/v1."""
-        return [*traces_api.routes(self.store)]
+        return api.routes(self.store)
 
     def service_routes(self) -> list[BaseRoute]:
         """GET /health and GET /metrics (Prometheus), on every listener."""
