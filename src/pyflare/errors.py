@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "BudgetExceeded",
     "ConfigError",
+    "DriftError",
     "InvalidArgumentError",
     "PyFlareError",
     "QueryError",
@@ -19,6 +20,10 @@ class PyFlareError(Exception):
 
 class ConfigError(PyFlareError, ValueError):
     """A setting (argument, environment variable or file) has a value PyFlare can't use."""
+
+
+class DriftError(PyFlareError, ValueError):
+    """Data given to a drift test can't be compared (empty, non-finite, mismatched shape or type)."""
 
 
 class InvalidArgumentError(PyFlareError, ValueError):
