@@ -1,0 +1,1 @@
+"""Drift detection: statistical tests, embedding drift, concept drift on streams, windowed detectors."""
