@@ -1,0 +1,596 @@
+"""Embedding drift: centroid cosine distance and kernel two-sample tests (MMD).
+
+Every function takes two samples of vectors, ``reference`` and ``current``
+(array-likes of shape ``(rows, dims)``, the same ``dims``), and returns a
+:class:`~pyflare.drift.result.TestResult`.
+
+- :func:`centroid_cosine`: cosine distance between the two mean vectors. Cheap,
+  no p-value; sees a shift of the centre only.
+- :func:`mmd`: maximum mean discrepancy with a Gaussian (RBF) kernel, unbiased
+  MMD² and a permutation p-value. The pooled kernel matrix is built once in
+  float32 and all permutations are scored by one batched matrix product, so 100
+  permutations cost about as much as one more kernel matrix. Memory is
+  ``4·(n_ref + n_cur)²`` bytes; use it up to a few thousand rows per side.
+- :func:`mmd_linear`: Gretton's linear-time MMD with its asymptotic normal
+  p-value, for large samples (memory and time linear in the rows).
+- :func:`compare_embeddings`: picks one of the MMD tests by size (see there) and
+  adds the centroid distance, as a :class:`~pyflare.drift.result.DriftReport`.
+
+The kernel is ``k(x, y) = exp(-‖x - y‖² / (2sigma²))``. By default ``sigma`` is the
+median heuristic: the median Euclidean distance between pooled rows (reference
+and current together), taken over at most 1000 pooled rows drawn with ``seed``.
+
+``projection`` reduces the dimension first: an ``int`` ``k`` is a seeded
+Gaussian random projection to ``k`` dimensions (distances kept up to a factor
+close to 1, Johnson-Lindenstrauss); ``"pca:k"`` keeps the top ``k`` principal
+components of the pooled rows (at most 10 000 of them, drawn with ``seed``).
+Both are fitted without looking at which rows are reference and which current,
+so the permutation test stays exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from pyflare.drift.result import (
+    DriftReport,
+    DriftType,
+    TestResult,
+    distance_score,
+    p_value_score,
+)
+from pyflare.errors import DriftError, InvalidArgumentError
+
+__all__ = ["centroid_cosine", "compare_embeddings", "mmd", "mmd_linear"]
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+#: Pooled rows up to which ``compare_embeddings(method="auto")`` runs the
+#: permutation test (kernel matrix ≤ 400 MB); above, the linear-time test.
+AUTO_PERMUTATION_MAX_ROWS: Final = 10_000
+#: Pooled rows above which :func:`mmd` refuses (kernel matrix 1.6 GB).
+MMD_MAX_ROWS: Final = 20_000
+
+_BANDWIDTH_ROWS: Final = 1000  # pooled rows behind the median heuristic
+_PCA_ROWS: Final = 10_000  # pooled rows a PCA projection is fitted on
+_PERMUTATION_BATCH: Final = 256  # permutations scored per matrix product
+_LINEAR_CHUNK: Final = 16_384  # pairs per chunk in mmd_linear
+_MIN_LINEAR_PAIRS: Final = 10
+_MAX_MAGNITUDE: Final = 1e15  # squared and summed over dims, still finite in float32
+# exp() below this underflows into float32 subnormals, which make BLAS crawl;
+# exp(-80) ≈ 2e-35 is a normal float32 and as good as zero next to 1.
+_MIN_EXPONENT: Final = -80.0
+
+Projection = int | str | None
+
+
+def centroid_cosine(
+    reference: npt.ArrayLike, current: npt.ArrayLike, *, threshold: float = 0.1
+) -> TestResult:
+    """Cosine distance ``1 - cos(mean(reference), mean(current))``, in ``[0, 2]``.
+
+    Drifted when the distance exceeds ``threshold`` (default 0.1, the spec's
+    EmbeddingDriftDetector default). No p-value; ``score`` is
+    :func:`~pyflare.drift.result.distance_score` (0.5 at the threshold).
+    A mean vector of zero length has no direction: :class:`DriftError`.
+    """
+    _check_threshold(threshold, "threshold")
+    ref, cur = _pair(reference, current, min_rows=1)
+    mu_ref = ref.mean(axis=0, dtype=np.float64)
+    mu_cur = cur.mean(axis=0, dtype=np.float64)
+    norm_ref = float(np.linalg.norm(mu_ref))
+    norm_cur = float(np.linalg.norm(mu_cur))
+    for norm, name in ((norm_ref, "reference"), (norm_cur, "current")):
+        if norm == 0.0 or not math.isfinite(norm):
+            raise DriftError(
+                f"the {name} embeddings average to a zero vector, which has no direction; "
+                "centroid cosine distance is undefined (use mmd() instead)"
+            )
+    cosine = float(np.dot(mu_ref / norm_ref, mu_cur / norm_cur))
+    distance = min(2.0, max(0.0, 1.0 - cosine))
+    return TestResult(
+        method="centroid_cosine",
+        statistic=distance,
+        p_value=None,
+        threshold=threshold,
+        is_drifted=distance > threshold,
+        score=distance_score(distance, threshold),
+        reference_size=len(ref),
+        current_size=len(cur),
+        details={"cosine_similarity": cosine, "dims": ref.shape[1]},
+    )
+
+
+def mmd(
+    reference: npt.ArrayLike,
+    current: npt.ArrayLike,
+    *,
+    permutations: int = 100,
+    alpha: float = 0.05,
+    bandwidth: float | None = None,
+    seed: int = 0,
+    projection: Projection = None,
+) -> TestResult:
+    """MMD two-sample test, RBF kernel, with a permutation p-value.
+
+    ``statistic`` is the unbiased estimate of MMD² (it can be slightly negative
+    when there is no drift). The p-value is ``(1 + #{permuted MMD² ≥ observed}) /
+    (1 + permutations)``, so never 0; drifted when ``p_value < alpha``.
+    ``score`` is :func:`~pyflare.drift.result.p_value_score`. ``bandwidth`` is ``sigma`` (default: median
+    heuristic). Each side needs at least 2 rows; the two together at most
+    ``MMD_MAX_ROWS`` (use :func:`mmd_linear` above). Results depend only on the
+    data and ``seed``.
+    """
+    _check_alpha(alpha)
+    _check_seed(seed)
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
+        raise InvalidArgumentError(f"permutations must be a positive integer, got {permutations!r}")
+    ref, cur = _pair(reference, current, min_rows=2)
+    m, k = len(ref), len(cur)
+    n = m + k
+    if n > MMD_MAX_ROWS:
+        raise InvalidArgumentError(
+            f"mmd() builds an {n}x{n} kernel matrix ({4 * n * n / 1e9:.1f} GB) for "
+            f"{m} + {k} rows; the limit is {MMD_MAX_ROWS} rows in all. Subsample, or use "
+            "mmd_linear() (linear time and memory)"
+        )
+    pooled, proj_details = _project(np.concatenate([ref, cur]), projection, seed)
+    pooled = pooled - pooled.mean(axis=0, dtype=np.float64)  # float32 distances lose less
+    pooled32 = np.ascontiguousarray(pooled, dtype=np.float32)
+    sigma, median = _bandwidth(pooled32, bandwidth, np.random.default_rng([seed, 1]))
+
+    kernel = _rbf_kernel_matrix(pooled32, sigma)
+    # MMD² weighs every off-diagonal entry with weights that sum to zero, so a
+    # constant can come off them all: taking the kernel at the median distance
+    # leaves entries near zero, where float32 keeps more relative precision.
+    offset = np.float32(math.exp(-(median**2) / (2.0 * sigma**2)))
+    kernel -= offset
+    np.fill_diagonal(kernel, 0.0)
+
+    rng = np.random.default_rng([seed, 2])
+    observed_exact = _mmd2_blocks(kernel, m)
+    row_sums = kernel.sum(axis=1, dtype=np.float64)
+    total = float(row_sums.sum())
+    null = np.empty(permutations + 1, dtype=np.float64)
+    done = 0
+    while done < permutations + 1:
+        size = min(_PERMUTATION_BATCH, permutations + 1 - done)
+        labels = _random_labels(rng, size, n, m)
+        if done == 0:
+            labels[0, :m] = 1.0  # row 0: the observed split, scored the same way
+            labels[0, m:] = 0.0
+        null[done : done + size] = _mmd2_batch(kernel, row_sums, total, labels, m)
+        done += size
+    observed, permuted = null[0], null[1:]
+    # Ties only happen on degenerate data (e.g. repeated rows); the tolerance is
+    # far below both float32 rounding noise on these sums and any real effect.
+    tolerance = 1e-9 * max(1.0, float(np.max(np.abs(null))))
+    exceed = int(np.count_nonzero(permuted >= observed - tolerance))
+    p_value = (1 + exceed) / (1 + permutations)
+    details = {"permutations": permutations, "exceedances": exceed, **proj_details}
+    return _p_value_result(
+        "mmd", observed_exact, p_value, alpha, (m, k), sigma, bandwidth, seed, pooled32, details
+    )
+
+
+def mmd_linear(
+    reference: npt.ArrayLike,
+    current: npt.ArrayLike,
+    *,
+    alpha: float = 0.05,
+    bandwidth: float | None = None,
+    seed: int = 0,
+    projection: Projection = None,
+) -> TestResult:
+    """Linear-time MMD (Gretton et al. 2012, §6) with its asymptotic normal p-value.
+
+    Rows are shuffled with ``seed`` and paired off: ``h_i = k(x, x') + k(y, y')
+    - k(x, y') - k(x', y)`` over ``⌊min(n_ref, n_cur)/2⌋`` pairs (the larger side is
+    subsampled to the smaller). ``statistic`` is the mean of ``h`` (an unbiased
+    MMD² estimate), ``z = mean / (sd(h)/√pairs)`` and the p-value is the
+    one-sided normal tail ``P(Z ≥ z)``; ``score`` as in :func:`mmd`. Needs at
+    least 10 pairs (20 rows a side); the normal approximation wants hundreds, so
+    prefer :func:`mmd` for small samples — it is also much more powerful.
+    """
+    _check_alpha(alpha)
+    _check_seed(seed)
+    ref, cur = _pair(reference, current, min_rows=2 * _MIN_LINEAR_PAIRS)
+    m, k = len(ref), len(cur)
+    pairs = min(m, k) // 2
+    rng = np.random.default_rng([seed, 3])
+    ref_rows = rng.permutation(m)[: 2 * pairs]
+    cur_rows = rng.permutation(k)[: 2 * pairs]
+    fit_rows = _pooled_sample(m, k, _PCA_ROWS, np.random.default_rng([seed, 4]))
+    transform, proj_details = _fit_projection(ref, cur, fit_rows, projection, seed)
+    band_rows = _pooled_sample(m, k, _BANDWIDTH_ROWS, np.random.default_rng([seed, 1]))
+    band_points = transform(_take_pooled(ref, cur, band_rows))
+    sigma, _ = _bandwidth(band_points, bandwidth, None)
+
+    scale = -1.0 / (2.0 * sigma * sigma)
+    h = np.empty(pairs, dtype=np.float64)
+    for start in range(0, pairs, _LINEAR_CHUNK):
+        stop = min(pairs, start + _LINEAR_CHUNK)
+        x1 = transform(ref[ref_rows[2 * start : 2 * stop : 2]])
+        x2 = transform(ref[ref_rows[2 * start + 1 : 2 * stop : 2]])
+        y1 = transform(cur[cur_rows[2 * start : 2 * stop : 2]])
+        y2 = transform(cur[cur_rows[2 * start + 1 : 2 * stop : 2]])
+        h[start:stop] = (
+            _rbf_rows(x1, x2, scale)
+            + _rbf_rows(y1, y2, scale)
+            - _rbf_rows(x1, y2, scale)
+            - _rbf_rows(x2, y1, scale)
+        )
+    statistic = float(h.mean())
+    sd = float(h.std(ddof=1))
+    if sd > 0.0:
+        z = statistic / (sd / math.sqrt(pairs))
+        p_value = 0.5 * math.erfc(z / math.sqrt(2.0))
+    else:
+        # Every pair gave the same h (e.g. all rows identical): no spread to test
+        # against; a zero difference is no evidence, anything else is certain.
+        z = 0.0 if statistic <= 0.0 else math.inf
+        p_value = 1.0 if statistic <= 0.0 else 0.0
+    details = {"pairs": pairs, "z": z, **proj_details}
+    return _p_value_result(
+        "mmd_linear",
+        statistic,
+        p_value,
+        alpha,
+        (m, k),
+        sigma,
+        bandwidth,
+        seed,
+        band_points,
+        details,
+    )
+
+
+def compare_embeddings(
+    reference: npt.ArrayLike,
+    current: npt.ArrayLike,
+    *,
+    method: Literal["auto", "mmd", "mmd_linear", "centroid_cosine"] = "auto",
+    alpha: float = 0.05,
+    permutations: int = 100,
+    bandwidth: float | None = None,
+    seed: int = 0,
+    projection: Projection = None,
+    centroid_threshold: float = 0.1,
+) -> DriftReport:
+    """Embedding drift between two samples of vectors, as a report.
+
+    ``method="auto"`` runs :func:`mmd` (permutation test) when the two samples
+    together have at most ``AUTO_PERMUTATION_MAX_ROWS`` (10 000) rows — its
+    kernel matrix then takes at most 400 MB and a second or two — else
+    :func:`mmd_linear`. The report holds the one result under its method name;
+    for the MMD tests its details also carry the centroid cosine distance
+    (``"centroid_cosine_distance"``, None when a mean vector is zero), as
+    context that does not enter the decision.
+    """
+    ref, cur = _pair(reference, current, min_rows=1)
+    if method == "auto":
+        method = "mmd" if len(ref) + len(cur) <= AUTO_PERMUTATION_MAX_ROWS else "mmd_linear"
+    if method == "centroid_cosine":
+        result = centroid_cosine(ref, cur, threshold=centroid_threshold)
+    elif method in ("mmd", "mmd_linear"):
+        if method == "mmd":
+            result = mmd(
+                ref,
+                cur,
+                permutations=permutations,
+                alpha=alpha,
+                bandwidth=bandwidth,
+                seed=seed,
+                projection=projection,
+            )
+        else:
+            result = mmd_linear(
+                ref, cur, alpha=alpha, bandwidth=bandwidth, seed=seed, projection=projection
+            )
+        try:
+            centroid: float | None = centroid_cosine(
+                ref, cur, threshold=centroid_threshold
+            ).statistic
+        except DriftError:
+            centroid = None
+        result = replace(result, details={**result.details, "centroid_cosine_distance": centroid})
+    else:
+        raise InvalidArgumentError(
+            f"method must be 'auto', 'mmd', 'mmd_linear' or 'centroid_cosine', got {method!r}"
+        )
+    return DriftReport.from_results(DriftType.EMBEDDING, {result.method: result})
+
+
+def _p_value_result(
+    method: str,
+    statistic: float,
+    p_value: float,
+    alpha: float,
+    sizes: tuple[int, int],
+    sigma: float,
+    bandwidth: float | None,
+    seed: int,
+    points: F32,
+    details: dict[str, Any],
+) -> TestResult:
+    return TestResult(
+        method=method,
+        statistic=statistic,
+        p_value=p_value,
+        threshold=alpha,
+        is_drifted=p_value < alpha,
+        score=p_value_score(p_value, alpha),
+        reference_size=sizes[0],
+        current_size=sizes[1],
+        details={
+            "bandwidth": sigma,
+            "bandwidth_rule": "given" if bandwidth is not None else "median_heuristic",
+            "seed": seed,
+            "dims": int(points.shape[1]),
+            **details,
+        },
+    )
+
+
+# -- input -----------------------------------------------------------------------------------
+
+
+def _pair(
+    reference: npt.ArrayLike, current: npt.ArrayLike, *, min_rows: int
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    ref = _matrix(reference, "reference", min_rows)
+    cur = _matrix(current, "current", min_rows)
+    if ref.shape[1] != cur.shape[1]:
+        raise DriftError(
+            f"reference embeddings have {ref.shape[1]} dimensions and current ones "
+            f"{cur.shape[1]}; compare embeddings from the same model"
+        )
+    return ref, cur
+
+
+def _matrix(data: npt.ArrayLike, name: str, min_rows: int) -> npt.NDArray[Any]:
+    try:
+        array = np.asarray(data)
+    except (TypeError, ValueError) as exc:  # ragged lists and the like
+        raise DriftError(
+            f"{name} embeddings are not a rectangular array of numbers: {exc}"
+        ) from exc
+    if array.dtype.kind not in "biuf":
+        raise DriftError(f"{name} embeddings must be numbers, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise DriftError(
+            f"{name} embeddings must be 2-D (rows, dims), got shape {array.shape}; "
+            "a single vector is one row: use array.reshape(1, -1)"
+        )
+    rows, dims = array.shape
+    if dims == 0:
+        raise DriftError(f"{name} embeddings have no dimensions (shape {array.shape})")
+    if rows < min_rows:
+        raise DriftError(f"{name} embeddings have {rows} rows; this test needs at least {min_rows}")
+    # Two reductions, no temporary: NaN propagates through both, and the bound
+    # keeps squared distances summed over many dimensions finite in float32.
+    peak = max(abs(float(array.max())), abs(float(array.min())))
+    if not math.isfinite(peak):
+        bad = int(np.count_nonzero(~np.isfinite(array).all(axis=1)))
+        raise DriftError(
+            f"{name} embeddings contain NaN or infinite values in {bad} of {rows} rows; "
+            "drop or fix those rows first"
+        )
+    if peak > _MAX_MAGNITUDE:
+        raise DriftError(
+            f"{name} embeddings hold values up to {peak:.3g} in magnitude; values beyond "
+            f"{_MAX_MAGNITUDE:g} can't be compared in float32: rescale them"
+        )
+    return array
+
+
+def _check_alpha(alpha: float) -> None:
+    if not (isinstance(alpha, float | int) and 0.0 < alpha < 1.0):
+        raise InvalidArgumentError(f"alpha must be between 0 and 1, got {alpha!r}")
+
+
+def _check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def _check_threshold(value: float, name: str) -> None:
+    if not (isinstance(value, float | int) and math.isfinite(value) and value > 0.0):
+        raise InvalidArgumentError(f"{name} must be a positive number, got {value!r}")
+
+
+# -- projection ------------------------------------------------------------------------------
+
+
+def _parse_projection(projection: Projection, dims: int) -> tuple[str, int] | None:
+    if projection is None:
+        return None
+    kind, target = "random", projection
+    if isinstance(projection, str):
+        prefix, _, number = projection.partition(":")
+        if prefix != "pca" or not number.isdigit():
+            raise InvalidArgumentError(
+                f"projection must be an int (random projection) or 'pca:N', got {projection!r}"
+            )
+        kind, target = "pca", int(number)
+    if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target < dims:
+        raise InvalidArgumentError(
+            f"projection must reduce the {dims} dimensions to between 1 and {dims - 1}, "
+            f"got {projection!r}"
+        )
+    return kind, target
+
+
+def _project(
+    pooled: npt.NDArray[Any], projection: Projection, seed: int
+) -> tuple[npt.NDArray[Any], dict[str, Any]]:
+    rows = _pooled_sample(len(pooled), 0, _PCA_ROWS, np.random.default_rng([seed, 4]))
+    transform, details = _fit_projection(pooled, pooled[:0], rows, projection, seed)
+    return transform(pooled), details
+
+
+def _fit_projection(
+    ref: npt.NDArray[Any],
+    cur: npt.NDArray[Any],
+    fit_rows: npt.NDArray[np.intp],
+    projection: Projection,
+    seed: int,
+) -> tuple[Any, dict[str, Any]]:
+    """A function mapping rows to float32 rows of the projected space, and its details."""
+    dims = ref.shape[1]
+    parsed = _parse_projection(projection, dims)
+    if parsed is None:
+
+        def identity(rows: npt.NDArray[Any]) -> F32:
+            return np.asarray(rows, dtype=np.float32)
+
+        return identity, {}
+    kind, target = parsed
+    if kind == "random":
+        rng = np.random.default_rng([seed, 5])
+        matrix: F32 = (rng.standard_normal((dims, target)) / math.sqrt(target)).astype(np.float32)
+        details: dict[str, Any] = {"projection": f"random:{target}", "input_dims": dims}
+        center: F32 = np.zeros(dims, dtype=np.float32)
+    else:
+        sample = _take_pooled(ref, cur, fit_rows).astype(np.float64)
+        mean = sample.mean(axis=0)
+        sample -= mean
+        # The covariance is symmetric positive semi-definite: its SVD is its
+        # eigendecomposition, with the variances already sorted.
+        _, variances, vt = np.linalg.svd(sample.T @ sample, hermitian=True)
+        matrix = np.ascontiguousarray(vt[:target].T).astype(np.float32)
+        total = float(variances.sum())
+        kept = float(variances[:target].sum() / total) if total > 0.0 else 1.0
+        details = {"projection": f"pca:{target}", "input_dims": dims, "explained_variance": kept}
+        center = mean.astype(np.float32)
+
+    def project(rows: npt.NDArray[Any]) -> F32:
+        return ((np.asarray(rows, dtype=np.float32) - center) @ matrix).astype(
+            np.float32, copy=False
+        )
+
+    return project, details
+
+
+def _pooled_sample(m: int, k: int, size: int, rng: np.random.Generator) -> npt.NDArray[np.intp]:
+    """Indices into the pooled rows ``[ref; cur]``: all of them, or ``size`` drawn at random."""
+    n = m + k
+    if n <= size:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=size, replace=False))
+
+
+def _take_pooled(
+    ref: npt.NDArray[Any], cur: npt.NDArray[Any], rows: npt.NDArray[np.intp]
+) -> npt.NDArray[Any]:
+    m = len(ref)
+    return np.concatenate([ref[rows[rows < m]], cur[rows[rows >= m] - m]])
+
+
+# -- kernel ----------------------------------------------------------------------------------
+
+
+def _bandwidth(
+    points: F32, bandwidth: float | None, rng: np.random.Generator | None
+) -> tuple[float, float]:
+    """``(sigma, median pairwise distance)`` over (a sample of) ``points``."""
+    if bandwidth is not None:
+        _check_threshold(bandwidth, "bandwidth")
+    if rng is not None and len(points) > _BANDWIDTH_ROWS:
+        points = points[np.sort(rng.choice(len(points), size=_BANDWIDTH_ROWS, replace=False))]
+    points = points - points.mean(axis=0)  # float32 distances lose less
+    n = len(points)
+    # The median over all ordered pairs i != j is the median over unordered ones
+    # (each distance appears twice); the diagonal, set below every distance, is
+    # skipped by position instead of copied out.
+    squared = _squared_distances(points).ravel()
+    squared[:: n + 1] = -1.0
+    middle = n + n * (n - 1) // 2
+    low, high = np.partition(squared, (middle - 1, middle))[middle - 1 : middle + 1]
+    median = (math.sqrt(max(float(low), 0.0)) + math.sqrt(max(float(high), 0.0))) / 2.0
+    if median == 0.0:
+        # More than half the pairs are duplicates: fall back to the typical
+        # non-zero distance so the kernel still separates the rows that differ.
+        positive = squared[squared > 0.0]
+        if positive.size == 0:
+            raise DriftError(
+                "every embedding (reference and current) is the same vector; there is no "
+                "spread to measure a distribution shift against"
+            )
+        median = float(np.median(np.sqrt(positive.astype(np.float64))))
+    sigma = float(bandwidth) if bandwidth is not None else median
+    return sigma, median
+
+
+def _squared_distances(points: F32) -> F32:
+    """``‖pᵢ - pⱼ‖²`` for all pairs, float32, clipped at 0 (cancellation)."""
+    sq = np.einsum("ij,ij->i", points, points)
+    gram = points @ points.T  # numpy hands A @ A.T to BLAS syrk
+    gram *= -2.0
+    gram += sq[:, None]
+    gram += sq[None, :]
+    np.maximum(gram, 0.0, out=gram)
+    return gram
+
+
+def _rbf_kernel_matrix(points: F32, sigma: float) -> F32:
+    kernel = _squared_distances(points)
+    kernel *= np.float32(-1.0 / (2.0 * sigma * sigma))
+    np.maximum(kernel, np.float32(_MIN_EXPONENT), out=kernel)
+    np.exp(kernel, out=kernel)
+    return kernel
+
+
+def _rbf_rows(a: F32, b: F32, scale: float) -> F64:
+    diff = a - b
+    exponent = np.einsum("ij,ij->i", diff, diff).astype(np.float64) * scale
+    kernel: F64 = np.exp(np.maximum(exponent, _MIN_EXPONENT))
+    return kernel
+
+
+# -- permutation test ------------------------------------------------------------------------
+
+
+def _mmd2(s_xx: F64 | float, s_yy: F64 | float, s_xy: F64 | float, m: int, k: int) -> Any:
+    """Unbiased MMD² from the sums of off-diagonal kernel entries within and across samples."""
+    return s_xx / (m * (m - 1)) + s_yy / (k * (k - 1)) - 2.0 * s_xy / (m * k)
+
+
+def _mmd2_blocks(kernel: F32, m: int) -> float:
+    """Unbiased MMD² of the observed split, from the kernel's blocks (diagonal already 0)."""
+    k = len(kernel) - m
+    s_xx = float(kernel[:m, :m].sum(dtype=np.float64))
+    s_yy = float(kernel[m:, m:].sum(dtype=np.float64))
+    s_xy = float(kernel[:m, m:].sum(dtype=np.float64))
+    return float(_mmd2(s_xx, s_yy, s_xy, m, k))
+
+
+def _random_labels(rng: np.random.Generator, size: int, n: int, m: int) -> F32:
+    """``size`` rows of ``n`` 0/1 labels, each with exactly ``m`` ones at random places."""
+    keys = rng.random((size, n), dtype=np.float32)
+    first = np.argpartition(keys, m - 1, axis=1)[:, :m]
+    labels = np.zeros((size, n), dtype=np.float32)
+    np.put_along_axis(labels, first, np.float32(1.0), axis=1)
+    return labels
+
+
+def _mmd2_batch(kernel: F32, row_sums: F64, total: float, labels: F32, m: int) -> F64:
+    """Unbiased MMD² for each row of 0/1 ``labels`` (1 = reference), all in one product.
+
+    With ``a`` the labels and ``K`` the kernel with a zero diagonal:
+    ``S_xx = aᵀKa``, ``S_xy = aᵀK1 - S_xx`` and ``S_yy = 1ᵀK1 - 2aᵀK1 + S_xx``,
+    so one ``(P x n)·(n x n)`` product gives every permutation's statistic.
+    """
+    k = len(kernel) - m
+    s_xx = np.einsum("ij,ij->i", labels @ kernel, labels, dtype=np.float64)
+    a_sums = labels.astype(np.float64) @ row_sums
+    s_xy = a_sums - s_xx
+    s_yy = total - 2.0 * a_sums + s_xx
+    result: F64 = _mmd2(s_xx, s_yy, s_xy, m, k)
+    return result
