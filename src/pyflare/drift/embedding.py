@@ -16,7 +16,7 @@ Every function takes two samples of vectors, ``reference`` and ``current``
 - :func:`compare_embeddings`: picks one of the MMD tests by size (see there) and
   adds the centroid distance, as a :class:`~pyflare.drift.result.DriftReport`.
 
-The kernel is ``k(x, y) = exp(-‖x - y‖² / (2sigma²))``. By default ``sigma`` is the
+The kernel is ``k(x, y) = exp(-‖x - y‖² / (2·sigma²))``. By default ``sigma`` is the
 median heuristic: the median Euclidean distance between pooled rows (reference
 and current together), taken over at most 1000 pooled rows drawn with ``seed``.
 
@@ -122,11 +122,11 @@ def mmd(
 
     ``statistic`` is the unbiased estimate of MMD² (it can be slightly negative
     when there is no drift). The p-value is ``(1 + #{permuted MMD² ≥ observed}) /
-    (1 + permutations)``, so never 0; drifted when ``p_value < alpha``.
-    ``score`` is :func:`~pyflare.drift.result.p_value_score`. ``bandwidth`` is ``sigma`` (default: median
-    heuristic). Each side needs at least 2 rows; the two together at most
-    ``MMD_MAX_ROWS`` (use :func:`mmd_linear` above). Results depend only on the
-    data and ``seed``.
+    (1 + permutations)``, so never 0; drifted when ``p_value < alpha``; ``score``
+    is :func:`~pyflare.drift.result.p_value_score`. ``bandwidth`` is ``sigma``
+    (default: the median heuristic). Each side needs at least 2 rows; the two
+    together at most ``MMD_MAX_ROWS`` (use :func:`mmd_linear` above). Results
+    depend only on the data and ``seed``.
     """
     _check_alpha(alpha)
     _check_seed(seed)
