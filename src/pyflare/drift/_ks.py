@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -91,21 +92,25 @@ def _threads() -> int:
     return max(1, min(_MAX_THREADS, os.cpu_count() or 1))
 
 
-def exact_p_value(n1: int, n2: int, d: float) -> tuple[float, float] | None:
+def exact_p_value(
+    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]
+) -> tuple[float, float] | None:
     """(D on the lattice of ``1 / lcm(n1, n2)``, exact p-value) as ``ks_2samp`` computes them.
 
-    None when the exact computation fails (scipy then falls back to the
-    asymptotic distribution, and so does the caller).
+    Through scipy's public ``ks_2samp(method="exact")`` (only used for small
+    samples, where its own pass over the data costs little). None when the
+    exact computation fails: scipy then falls back to the asymptotic
+    distribution with a warning, and so does the caller, without the warning.
     """
-    g = math.gcd(n1, n2)
-    if n1 // g >= np.iinfo(np.int32).max / (n2 // g):
-        return None  # the lattice is too large to count paths on (as scipy)
-    from scipy.stats._stats_py import _attempt_exact_2kssamp
+    from scipy.stats import ks_2samp
 
-    success, d_exact, p_value = _attempt_exact_2kssamp(n1, n2, g, d, "two-sided")
-    if not success:
-        return None
-    return float(d_exact), float(p_value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        try:
+            result = ks_2samp(a, b, method="exact")
+        except RuntimeWarning:
+            return None
+    return float(result.statistic), float(result.pvalue)
 
 
 def asymptotic_p_value(n1: int, n2: int, d: float) -> float:

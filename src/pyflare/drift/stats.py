@@ -98,7 +98,7 @@ def ks(
         mode = "exact" if max(n1, n2) <= _EXACT_KS_MAX_N else "asymp"
     p_value = math.nan
     if mode == "exact":
-        exact = _ks.exact_p_value(n1, n2, d)
+        exact = _ks.exact_p_value(a, b)
         if exact is None:
             mode = "asymp"  # as ks_2samp, which also falls back (with a warning)
         else:
