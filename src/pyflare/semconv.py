@@ -25,6 +25,10 @@ PROVIDER: Final = "pyflare.provider"
 FEATURE_ID: Final = "pyflare.feature_id"
 TEAM: Final = "pyflare.team"
 CODE_FUNCTION: Final = "code.function.name"
+# A model's input features and its prediction, one attribute each, for drift:
+# pyflare.feature.<name> and pyflare.prediction.<label|score|value>.
+FEATURE_PREFIX: Final = "pyflare.feature."
+PREDICTION_PREFIX: Final = "pyflare.prediction."
 
 # Context keys; also the W3C baggage keys they travel under.
 USER_ID: Final = "user.id"

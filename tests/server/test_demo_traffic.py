@@ -188,17 +188,17 @@ def test_the_classifier_drifts_after_drift_after_s(receiver: _Receiver) -> None:
     assert len(after) > 300
 
     def median(rows: list[dict[str, Any]], key: str) -> float:
-        return statistics.median(r[f"pyflare.features.{key}"] for r in rows)
+        return statistics.median(r[f"pyflare.feature.{key}"] for r in rows)
 
     def share(rows: list[dict[str, Any]], test: Any) -> float:
         return sum(map(test, rows)) / len(rows)
 
     assert median(after, "amount") > 2 * median(before, "amount")
     assert median(after, "account_age_days") < median(before, "account_age_days") / 3
-    present = share(before, lambda r: r["pyflare.features.card_present"])
-    assert share(after, lambda r: r["pyflare.features.card_present"]) < present - 0.2
-    us_before = share(before, lambda r: r["pyflare.features.country"] == "US")
-    assert share(after, lambda r: r["pyflare.features.country"] == "US") < us_before / 2
+    present = share(before, lambda r: r["pyflare.feature.card_present"])
+    assert share(after, lambda r: r["pyflare.feature.card_present"]) < present - 0.2
+    us_before = share(before, lambda r: r["pyflare.feature.country"] == "US")
+    assert share(after, lambda r: r["pyflare.feature.country"] == "US") < us_before / 2
     fraud_before = share(before, lambda r: r["pyflare.prediction.label"] == "fraud")
     assert share(after, lambda r: r["pyflare.prediction.label"] == "fraud") > 2 * fraud_before
     assert all(0 <= r["pyflare.prediction.score"] <= 1 for r in before + after)

@@ -12,7 +12,7 @@ exporter, the path any instrumented application takes:
 * ``support-agent``, an agent in OpenInference's vocabulary (``llm.*``,
   ``input.value``): a model call, a tool call, a second model call.
 * ``fraud-scoring``, a classifier whose features are span attributes
-  (``pyflare.features.*``) next to its prediction (``pyflare.prediction.*``).
+  (``pyflare.feature.*``) next to its prediction (``pyflare.prediction.*``).
   After ``drift_after_s`` of the timeline its inputs drift: larger amounts,
   other countries, fewer card-present payments, younger accounts, and so more
   transactions scored as fraud.

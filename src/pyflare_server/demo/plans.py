@@ -304,6 +304,6 @@ class Traffic:
             "pyflare.prediction.label": label,
             "pyflare.prediction.score": round(score, 4),
         }
-        attributes.update({f"pyflare.features.{k}": v for k, v in features.items()})
+        attributes.update({f"pyflare.feature.{k}": v for k, v in features.items()})
         plan.then("predict fraud-detector", self.ms(7, 0.35), attributes)
         return plan.finish(self.ms(0.3, 0.3))
