@@ -53,6 +53,7 @@ __all__ = [
     "BatcherSettings",
     "CollectorSettings",
     "CorsSettings",
+    "DriftSettings",
     "EnricherSettings",
     "GrpcSettings",
     "HttpSettings",
@@ -223,6 +224,16 @@ class EnricherSettings(_Section):
     version: NonEmpty | None = None
 
 
+class DriftSettings(_Section):
+    """Drift on the span stream: features and predictions per model, in fixed windows."""
+
+    enabled: bool = True
+    window_s: PositiveInt = 300
+    min_sample_size: PositiveInt = 100
+    # A model without an uploaded reference takes its first full window as one.
+    auto_reference: bool = True
+
+
 class PiiSettings(_Section):
     """The SDK's PII masking, applied to spans and logs from other SDKs (see `PIIConfig`)."""
 
@@ -279,6 +290,7 @@ class CollectorSettings(_Section):
     sampling: SamplingSettings = SamplingSettings()
     enricher: EnricherSettings = EnricherSettings()
     pii: PiiSettings = PiiSettings()
+    drift: DriftSettings = DriftSettings()
     kafka: KafkaSettings = KafkaSettings()
 
 
