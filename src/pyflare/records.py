@@ -5,7 +5,7 @@ an Arrow table with :data:`SPAN_SCHEMA`. The ML columns (model, tokens, inferenc
 type, previews) are read from the attributes by :mod:`pyflare.mlfields`; this module
 builds the rest of the row and the table around them. :data:`METRIC_SCHEMA` and
 :data:`LOG_SCHEMA` are the rows of the ``metrics`` and ``logs`` tables, which the
-server fills from OTLP.
+server fills from OTLP; :data:`DRIFT_RESULT_SCHEMA` the rows of ``drift_results``.
 
 This module imports pyarrow; ``import pyflare`` does not import it.
 """
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = [
+    "DRIFT_RESULT_SCHEMA",
     "LOG_SCHEMA",
     "METRIC_SCHEMA",
     "PREVIEW_CHARS",
@@ -140,6 +141,30 @@ LOG_SCHEMA = pa.schema(
         pa.field("attributes", _STR_MAP, nullable=False),
         pa.field("resource", _STR_MAP, nullable=False),
         pa.field("_ingested_at", pa.timestamp("us"), nullable=False),
+    ]
+)
+
+# One drift result: a DriftReport of one model's window (the drift_results table).
+# score and threshold are on the common 0..1 scale (0.5 is every method's
+# threshold); method is the one method used when all features share it, else
+# null; feature_scores is the report's feature_breakdown(); details is the JSON
+# of DriftReport.to_dict(). window_start is null for a result not tied to a window.
+DRIFT_RESULT_SCHEMA = pa.schema(
+    [
+        pa.field("model_id", pa.string(), nullable=False),
+        pa.field("drift_type", pa.string(), nullable=False),
+        pa.field("window_start", pa.timestamp("ns")),
+        pa.field("window_end", pa.timestamp("ns"), nullable=False),
+        pa.field("computed_at", pa.timestamp("ns"), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("threshold", pa.float64(), nullable=False),
+        pa.field("is_drifted", pa.bool_(), nullable=False),
+        pa.field("method", pa.string()),
+        pa.field("feature_scores", pa.map_(pa.string(), pa.float64()), nullable=False),
+        pa.field("explanation", pa.string()),
+        pa.field("n_reference", pa.int64()),
+        pa.field("n_current", pa.int64()),
+        pa.field("details", pa.string()),
     ]
 )
 

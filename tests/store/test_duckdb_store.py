@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
 
 from pyflare.errors import StoreError, StoreLockedError
-from pyflare.records import METRIC_SCHEMA, from_readable_spans
+from pyflare.records import DRIFT_RESULT_SCHEMA, METRIC_SCHEMA, from_readable_spans
 from pyflare.store.base import TraceQuery
 from pyflare.store.duckdb import DuckDBSpanStore, parse_store_url
 from pyflare.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -98,6 +98,8 @@ def _version_1_store(path: Path) -> None:
     with duckdb.connect(str(path)) as con:
         con.execute("DROP TABLE metrics")
         con.execute("DROP TABLE logs")
+        con.execute("DROP TABLE drift_results")
+        con.execute("DROP TABLE drift_references")
         con.execute("DELETE FROM pyflare_schema WHERE version > 1")
 
 
@@ -107,11 +109,38 @@ def test_a_version_1_store_gains_the_metrics_and_logs_tables(tmp_path: Path) -> 
     with pytest.raises(StoreError, match=r"schema version 1; .*Open it once read-write"):
         DuckDBSpanStore(path, read_only=True)
     with DuckDBSpanStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         assert store.write(from_readable_spans(spans((1, 1)))) == 1
         assert store.write_metrics(METRIC_SCHEMA.empty_table()) == 0
         assert store.sql("SELECT count(*) AS n FROM logs").column("n")[0].as_py() == 0
-    assert [version for version, _, _ in schema_rows(path)] == [1, 2]
+    assert [version for version, _, _ in schema_rows(path)] == [1, 2, 3]
+
+
+def test_a_version_2_store_gains_the_drift_tables_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "spans.duckdb"
+    with DuckDBSpanStore(path) as store:
+        store.write(from_readable_spans(spans((1, 1))))
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE drift_results")
+        con.execute("DROP TABLE drift_references")
+        con.execute("DELETE FROM pyflare_schema WHERE version > 2")
+    with DuckDBSpanStore(path) as store:
+        assert store.schema_version == 3
+        assert store.sql("SELECT count(*) AS n FROM traces").column("n")[0].as_py() == 1
+        assert store.drift_results("m").num_rows == 0
+        assert store.drift_reference("m", "feature") is None
+    assert {"drift_results", "drift_references"} <= table_names(path)
+    assert [version for version, _, _ in schema_rows(path)] == [1, 2, 3]
+
+
+def test_references_and_results_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "drift.duckdb"
+    with DuckDBSpanStore(path) as store:
+        store.write_drift_results(DRIFT_RESULT_SCHEMA.empty_table())
+        meta = store.put_drift_reference("fraud", "feature", b"bytes", n_samples=3)
+    with DuckDBSpanStore(path, read_only=True) as store:
+        assert store.drift_reference("fraud", "feature") == (b"bytes", meta)
+        assert store.drift_results("fraud").num_rows == 0
 
 
 def test_a_conflicting_metrics_table_rolls_back_only_migration_2(tmp_path: Path) -> None:

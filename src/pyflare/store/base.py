@@ -15,15 +15,20 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
+    "DRIFT_TYPES",
     "MAX_SQL_ROWS",
     "PYFLARE_TABLES",
     "SpanStore",
     "TraceQuery",
 ]
 
-#: Tables and views a user may query with :meth:`SpanStore.sql`.
-PYFLARE_TABLES: frozenset[str] = frozenset({"traces", "metrics", "logs"})
+#: Tables and views a user may query with :meth:`SpanStore.sql`. The drift
+#: references are not among them: their rows are detector state (binary), read
+#: with :meth:`SpanStore.drift_reference`.
+PYFLARE_TABLES: frozenset[str] = frozenset({"traces", "metrics", "logs", "drift_results"})
 MAX_SQL_ROWS = 10_000
+#: The drift types a store keeps results and references for (``pyflare.drift.DriftType``).
+DRIFT_TYPES: frozenset[str] = frozenset({"feature", "embedding", "concept", "prediction"})
 
 StatusFilter = Literal["ok", "error", "unset"]
 
@@ -116,6 +121,65 @@ class SpanStore(Protocol):
         max_rows: int = MAX_SQL_ROWS,
     ) -> pa.Table:
         """Run one read-only SELECT over PyFlare's tables (``QueryError`` otherwise)."""
+        ...
+
+    def write_drift_results(self, batch: pa.Table) -> int:
+        """Append drift results (rows of ``DRIFT_RESULT_SCHEMA``); durable when it returns.
+
+        Returns the number of rows stored. Raises ``StoreError`` for a batch without
+        that schema or with a drift_type outside ``DRIFT_TYPES`` (the store stays
+        usable), or a closed store.
+        """
+        ...
+
+    def drift_results(
+        self,
+        model_id: str,
+        *,
+        drift_type: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int = 1000,
+    ) -> pa.Table:
+        """One model's drift results (``DRIFT_RESULT_SCHEMA``), newest window first.
+
+        A result matches when its window ends in ``[since_ns, until_ns)`` (UTC
+        nanoseconds); ties on window_end are broken by the latest computed_at.
+        An unknown model gives an empty table; a bad drift_type or a negative
+        limit raises ``QueryError``.
+        """
+        ...
+
+    def models_with_drift(self) -> list[str]:
+        """The model ids with a drift result or a drift reference, sorted."""
+        ...
+
+    def put_drift_reference(
+        self,
+        model_id: str,
+        drift_type: str,
+        state: bytes,
+        *,
+        n_samples: int,
+        dataset_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Store a drift reference (a detector's ``state()`` bytes); it becomes the active one.
+
+        Earlier references stay (history); the latest per (model_id, drift_type)
+        is active. Returns its metadata, as :meth:`drift_reference` does. Raises
+        ``StoreError`` for an empty model id or state, a drift_type outside
+        ``DRIFT_TYPES``, a negative n_samples, or a closed store.
+        """
+        ...
+
+    def drift_reference(
+        self, model_id: str, drift_type: str
+    ) -> tuple[bytes, dict[str, Any]] | None:
+        """The active reference of a model and drift type: (state, metadata), or None.
+
+        The metadata has model_id, drift_type, created_at_ns (UTC nanoseconds),
+        dataset_version and n_samples.
+        """
         ...
 
     def close(self) -> None:

@@ -4,8 +4,9 @@ DuckDB lets one process own a file. A second process gets
 :class:`~pyflare.errors.StoreLockedError` naming the file and the holder.
 Writes are batched Arrow inserts (never row by row) and idempotent: a span
 already stored (same trace_id, span_id) is skipped, the way ClickHouse's
-ReplacingMergeTree collapses redelivered rows. Metric points and log records
-are appended as they come.
+ReplacingMergeTree collapses redelivered rows. Metric points, log records and
+drift results are appended as they come; drift references are kept as history,
+the latest per model and drift type being the active one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,8 @@ import pyarrow.compute as pc
 
 from pyflare.config import store_path
 from pyflare.errors import QueryError, StoreError, StoreLockedError
-from pyflare.records import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
-from pyflare.store.base import MAX_SQL_ROWS, PYFLARE_TABLES, TraceQuery
+from pyflare.records import DRIFT_RESULT_SCHEMA, LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
+from pyflare.store.base import DRIFT_TYPES, MAX_SQL_ROWS, PYFLARE_TABLES, TraceQuery
 from pyflare.store.batches import conform, first_of_each_span, shared_resource
 from pyflare.store.schema import MIGRATIONS, SCHEMA_VERSION
 from pyflare.store.tree import tree_order
@@ -91,6 +93,18 @@ def _run(
     return rows
 
 
+def _reference_meta(
+    model_id: str, drift_type: str, created_ns: int, dataset_version: str | None, n_samples: int
+) -> dict[str, Any]:
+    return {
+        "model_id": model_id,
+        "drift_type": drift_type,
+        "created_at_ns": created_ns,
+        "dataset_version": dataset_version,
+        "n_samples": n_samples,
+    }
+
+
 def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
     to_table = getattr(relation, "to_arrow_table", None) or relation.arrow
     table: pa.Table = to_table()
@@ -106,6 +120,7 @@ class DuckDBSpanStore:
         self.path = os.fspath(path)
         self._lock = threading.RLock()
         self._closed = False
+        self._last_reference_ns = 0
         if self.path != ":memory:" and not read_only:
             directory = Path(self.path).expanduser().resolve().parent
             try:
@@ -307,7 +322,7 @@ class DuckDBSpanStore:
         # A batch from one process has one resource on every row. Then the map goes
         # in once, as a constant, rather than row by row: DuckDB checks every map it
         # loads from Arrow, and the resource is as large as a span's attributes.
-        shared = shared_resource(batch.column("resource"))
+        shared = shared_resource(batch.column("resource")) if "resource" in names else None
         params: list[Any] | None = None
         columns = "*"
         if shared is not None:
@@ -443,6 +458,109 @@ class DuckDBSpanStore:
             max_rows=max_rows,
         )
         return self._query(guarded.sql, params)
+
+    # -- drift ---------------------------------------------------------------
+
+    def write_drift_results(self, batch: pa.Table) -> int:
+        batch = conform(batch, DRIFT_RESULT_SCHEMA, "drift result")
+        unknown = set(pc.unique(batch.column("drift_type")).to_pylist()) - DRIFT_TYPES
+        if unknown:
+            raise StoreError(
+                f"drift results with unknown drift_type {sorted(unknown)}; "
+                f"use one of {sorted(DRIFT_TYPES)}"
+            )
+        return self._append("drift_results", batch, "drift results")
+
+    def drift_results(
+        self,
+        model_id: str,
+        *,
+        drift_type: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int = 1000,
+    ) -> pa.Table:
+        if drift_type is not None and drift_type not in DRIFT_TYPES:
+            raise QueryError(f"unknown drift_type {drift_type!r}; use one of {sorted(DRIFT_TYPES)}")
+        if limit < 0:
+            raise QueryError(f"limit must not be negative, got {limit}")
+        where = ["model_id = ?"]
+        params: list[Any] = [model_id]
+        for clause, value in (
+            ("drift_type = ?", drift_type),
+            ("window_end >= make_timestamp_ns(?)", since_ns),
+            ("window_end < make_timestamp_ns(?)", until_ns),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = (
+            f"SELECT * FROM drift_results WHERE {' AND '.join(where)} "
+            "ORDER BY window_end DESC, computed_at DESC LIMIT ?"
+        )
+        return self._query(sql, [*params, int(limit)]).cast(DRIFT_RESULT_SCHEMA)
+
+    def models_with_drift(self) -> list[str]:
+        table = self._query(
+            "SELECT model_id FROM drift_results UNION SELECT model_id FROM drift_references "
+            "ORDER BY model_id"
+        )
+        return [str(m) for m in table.column("model_id").to_pylist()]
+
+    def put_drift_reference(
+        self,
+        model_id: str,
+        drift_type: str,
+        state: bytes,
+        *,
+        n_samples: int,
+        dataset_version: str | None = None,
+    ) -> dict[str, Any]:
+        if not isinstance(model_id, str) or not model_id:
+            raise StoreError(f"a drift reference needs a model id, got {model_id!r}")
+        if drift_type not in DRIFT_TYPES:
+            raise StoreError(f"unknown drift_type {drift_type!r}; use one of {sorted(DRIFT_TYPES)}")
+        if not isinstance(state, bytes | bytearray | memoryview) or not len(state):
+            raise StoreError("a drift reference needs the detector's state() bytes, got none")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
+            raise StoreError(f"n_samples must be a count (>= 0), got {n_samples!r}")
+        with self._lock:
+            self._ensure_open()
+            # Strictly increasing within a process, so the latest upload is the active one.
+            created = max(time.time_ns(), self._last_reference_ns + 1)
+            try:
+                _run(
+                    self._con,
+                    "INSERT INTO drift_references VALUES (?, ?, make_timestamp_ns(?), ?, ?, ?)",
+                    [model_id, drift_type, created, dataset_version, n_samples, bytes(state)],
+                )
+            except duckdb.Error as exc:
+                raise StoreError(f"storing a drift reference in {self.path} failed: {exc}") from exc
+            self._last_reference_ns = created
+        return _reference_meta(model_id, drift_type, created, dataset_version, n_samples)
+
+    def drift_reference(
+        self, model_id: str, drift_type: str
+    ) -> tuple[bytes, dict[str, Any]] | None:
+        if drift_type not in DRIFT_TYPES:
+            raise QueryError(f"unknown drift_type {drift_type!r}; use one of {sorted(DRIFT_TYPES)}")
+        with self._lock:
+            self._ensure_open()
+            try:
+                rows = _run(
+                    self._con,
+                    "SELECT state, epoch_ns(created_at), dataset_version, n_samples "
+                    "FROM drift_references WHERE model_id = ? AND drift_type = ? "
+                    "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                    [model_id, drift_type],
+                )
+            except duckdb.Error as exc:
+                raise QueryError(f"reading a drift reference failed: {exc}") from exc
+        if not rows:
+            return None
+        state, created, dataset_version, n_samples = rows[0]
+        meta = _reference_meta(model_id, drift_type, int(created), dataset_version, int(n_samples))
+        return bytes(state), meta
 
     # -- lifecycle -----------------------------------------------------------
 

@@ -81,9 +81,45 @@ CREATE TABLE logs (
 )
 """
 
+# One row per closed window per model and drift type, written by the server's
+# drift processor. feature_scores is DriftScore.feature_breakdown; details is the
+# JSON of DriftReport.to_dict() (per-feature methods, p-values, skips).
+_DRIFT_RESULTS = """
+CREATE TABLE drift_results (
+    model_id        VARCHAR NOT NULL,
+    drift_type      VARCHAR NOT NULL,
+    window_start    TIMESTAMP_NS,
+    window_end      TIMESTAMP_NS NOT NULL,
+    computed_at     TIMESTAMP_NS NOT NULL,
+    score           DOUBLE NOT NULL,
+    threshold       DOUBLE NOT NULL,
+    is_drifted      BOOLEAN NOT NULL,
+    method          VARCHAR,
+    feature_scores  MAP(VARCHAR, DOUBLE) NOT NULL,
+    explanation     VARCHAR,
+    n_reference     BIGINT,
+    n_current       BIGINT,
+    details         VARCHAR
+)
+"""
+
+# Drift references as detector state (the bytes of ``state()``); every upload is
+# kept and the latest per (model_id, drift_type) is the active one.
+_DRIFT_REFERENCES = """
+CREATE TABLE drift_references (
+    model_id         VARCHAR NOT NULL,
+    drift_type       VARCHAR NOT NULL,
+    created_at       TIMESTAMP_NS NOT NULL,
+    dataset_version  VARCHAR,
+    n_samples        BIGINT NOT NULL,
+    state            BLOB NOT NULL
+)
+"""
+
 #: (version, description, statements), applied in order.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "traces table (canonical span row)", (_TRACES,)),
     (2, "metrics and logs tables", (_METRICS, _LOGS)),
+    (3, "drift results and references", (_DRIFT_RESULTS, _DRIFT_REFERENCES)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
