@@ -10,6 +10,7 @@ serves each listener on its own port.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -28,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 from pyflare._version import __version__
 from pyflare.store.base import SpanStore
 from pyflare_server import api
+from pyflare_server.pipeline.drift import drift_processor
 from pyflare_server.pipeline.queue import SpanQueue
 from pyflare_server.pipeline.runner import Pipeline
 from pyflare_server.receiver.decode import Decoded, DecodeLimits, Encoding, Signal, decode
@@ -77,11 +79,13 @@ class ServerCore:
             if workers
             else None
         )
+        self._drift = drift_processor(settings.collector.drift, self.store)
         self.pipeline = Pipeline(
             settings,
             self.store,
             queue=queue,
             telemetry=self.telemetry,
+            processors=[self._drift] if self._drift is not None else [],
             enrich=self._pool is None,  # the decode workers enrich
         )
         self.started_at = time.time()
@@ -100,6 +104,12 @@ class ServerCore:
         self._ready = False
         try:
             await self.pipeline.close()
+            if self._drift is not None:
+                # Windows still open hold drift results nothing else would write.
+                try:
+                    await asyncio.to_thread(self._drift.flush)
+                except Exception:
+                    logger.exception("writing the last drift windows failed")
         finally:
             if self._pool is not None:
                 self._pool.close()
