@@ -339,6 +339,9 @@ class _ModelDrift:
                 FeatureDriftConfig(
                     min_sample_size=self.min_sample_size,
                     reference_sample_size=self.reference_sample_size,
+                    # A model has many features and a window every few minutes:
+                    # without it, some feature would cry drift most days.
+                    fdr="bh",
                 )
             )
         return PredictionDriftDetector(
