@@ -11,45 +11,22 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext
+from _drift_spans import T0, WINDOW_NS, feed, processor, window_spans
 
 from pyflare.drift import FeatureDriftDetector, PredictionDriftConfig, PredictionDriftDetector
-from pyflare.records import from_readable_spans
 from pyflare.store.duckdb import DuckDBSpanStore
 from pyflare_server.pipeline.drift import DriftProcessor, drift_processor
 from pyflare_server.pipeline.processors import Processor
 from pyflare_server.receiver.decode import Signal
 from pyflare_server.settings import DriftSettings
 
-T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z, on a minute
-WINDOW_S = 60
-WINDOW_NS = WINDOW_S * 1_000_000_000
-_ids = iter(range(1, 10**9))
-
 
 def spans(
     attributes: Sequence[Mapping[str, Any]], *, window: int, model: str | None = "fraud"
 ) -> pa.Table:
-    """One span per attribute set, spread over the window ``window`` (0 = the first)."""
-    start = T0 + window * WINDOW_NS
-    step = WINDOW_NS // (len(attributes) + 1)
-    readable = []
-    for i, attrs in enumerate(attributes):
-        n = next(_ids)
-        at = start + (i + 1) * step
-        readable.append(
-            ReadableSpan(
-                name="predict",
-                context=SpanContext(n, n, is_remote=False),
-                resource=Resource({"service.name": "scorer"}),
-                attributes={**({"pyflare.model.id": model} if model else {}), **attrs},
-                start_time=at,
-                end_time=at + 1000,
-            )
-        )
-    return from_readable_spans(readable)
+    """One span per attribute set of model ``model``, spread over the window ``window``."""
+    with_model = [{**({"pyflare.model.id": model} if model else {}), **a} for a in attributes]
+    return window_spans(with_model, window=window)
 
 
 def features(n: int, *, mean: float, seed: int, label_p: float = 0.1) -> list[dict[str, Any]]:
@@ -73,16 +50,6 @@ def features(n: int, *, mean: float, seed: int, label_p: float = 0.1) -> list[di
 def store(tmp_path: Path) -> Iterator[DuckDBSpanStore]:
     with DuckDBSpanStore(tmp_path / "drift.duckdb") as opened:
         yield opened
-
-
-def processor(store: DuckDBSpanStore, **options: Any) -> DriftProcessor:
-    options = {"window_s": WINDOW_S, "min_sample_size": 50, "lateness_s": 0.0, **options}
-    return DriftProcessor(store, **options)
-
-
-def feed(drift: DriftProcessor, *batches: pa.Table) -> None:
-    for batch in batches:
-        assert drift.process(Signal.TRACES, batch) is batch
 
 
 def results(store: DuckDBSpanStore, drift_type: str = "feature") -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Drift on the span stream: each model's features and predictions, in fixed windows.
+"""Drift on the span stream: each model's features, predictions and LLM outputs, in fixed windows.
 
 A span takes part when it has a ``model_id`` and attributes
 ``pyflare.feature.<name>`` (its input features) or
@@ -25,26 +25,67 @@ missing feature is a missing value. Predictions: a ``label`` is compared as a
 class (chi-squared), otherwise the ``score`` (or ``value``) as a number; a
 reference uploaded through the API decides by its own kind.
 
+LLM output drift (drift type ``prediction``, detector kind ``llm``): a span whose
+``inference_type`` column is ``llm``, with a ``model_id`` and a status other than
+``error``, gives one output. Error spans are left out: a failed call has no
+output, and an error burst is the error rate's business, not a change in what the
+model says. Per output:
+
+- ``output_tokens``: the row's ``output_tokens`` column. It is compared when
+  every span of the window (and of the reference) has it, which is the length
+  measure previews cannot cap.
+- ``output_length``: the characters of the output text, always compared. The
+  text is the row's ``output_preview``; when that holds GenAI output messages or
+  a provider response as JSON (``[{"role": ..., "parts": [{"content": ...}]}]``,
+  ``{"choices": [{"message": {"content": ...}}]}``) the first ``content``/``text``
+  string inside it. Previews are cut at 1000 characters
+  (:data:`pyflare.records.PREVIEW_CHARS`), so longer outputs all count as
+  1000-ish: use ``output_tokens`` for long outputs, and cut the texts of an
+  uploaded reference the same way.
+- ``refusal``: :data:`pyflare.drift.prediction.REFUSAL_PATTERN` on that text.
+- ``finish_reason``: the first entry of ``gen_ai.response.finish_reasons`` (an
+  OTel GenAI array attribute, stored as JSON such as ``["stop"]``; a plain
+  string is taken as it is), else the legacy ``gen_ai.completion.0.finish_reason``,
+  else a ``finish_reason`` inside the JSON preview (GenAI output messages and
+  OpenAI-style responses carry one; OpenInference has no finish-reason
+  attribute), else ``unknown``: a model that never reports one gives a constant
+  column, which the report lists as skipped.
+
+The model's ``prediction`` reference is shared with classic predictions: the
+LLM outputs use a stored reference only when its kind is ``llm`` and classic
+predictions only when it is not (the other one is ignored, and with
+``auto_reference`` a window of the right kind is frozen in its place). Explicit
+``pyflare.prediction.*`` attributes win: an LLM span carrying them, and every
+LLM span of a model this process has seen with them, is read as a classic
+prediction only, so one model never gets two prediction results per window.
+Auto-frozen LLM references use Benjamini-Hochberg over their three or four
+columns (two of them measure length).
+
 The processor runs in the store writer's thread and never fails a batch: the
 batch goes on unchanged and errors are logged and counted (:attr:`counters`).
-Batches without drift attributes cost a scan of the attribute keys.
+Batches without drift attributes cost a scan of the attribute keys, and a
+comparison of the ``inference_type`` column for LLM outputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pyflare import semconv as sc
+from pyflare.drift.prediction import REFUSAL_PATTERN
 from pyflare.records import DRIFT_RESULT_SCHEMA
 
 if TYPE_CHECKING:
@@ -63,6 +104,19 @@ _FEATURE = sc.FEATURE_PREFIX
 _PREDICTION = sc.PREDICTION_PREFIX
 _FEATURE_TYPE = "feature"
 _PREDICTION_TYPE = "prediction"
+# The streams of records, each its own WindowedDrift: LLM outputs are prediction drift.
+_LLM_OUTPUTS = "llm"
+_STREAM_TYPES = {
+    _FEATURE_TYPE: _FEATURE_TYPE,
+    _PREDICTION_TYPE: _PREDICTION_TYPE,
+    _LLM_OUTPUTS: _PREDICTION_TYPE,
+}
+# Where a span's finish reason is, in order; the first is an array (JSON in the row).
+_FINISH_KEYS = ("gen_ai.response.finish_reasons", "gen_ai.completion.0.finish_reason")
+_UNKNOWN_FINISH = "unknown"
+_TEXT_KEYS = frozenset({"content", "text"})
+# The opening of a text string in JSON that was cut short (its end may be missing).
+_CUT_TEXT = re.compile(r'"(?:content|text)"\s*:\s*"((?:[^"\\]|\\.)*)')
 
 
 @dataclass
@@ -71,6 +125,8 @@ class DriftCounters:
 
     spans: int = 0
     """Spans with drift attributes and a model id that were read."""
+    llm_outputs: int = 0
+    """LLM spans read for output drift (also counted in ``spans``)."""
     results: int = 0
     """Drift results written to the store."""
     skipped_windows: int = 0
@@ -98,7 +154,10 @@ def drift_processor(settings: DriftSettings, store: SpanStore) -> DriftProcessor
 
 
 class DriftProcessor:
-    """Computes feature and prediction drift per model from span batches (see the module doc)."""
+    """Computes feature, prediction and LLM output drift per model from span batches.
+
+    See the module doc for what is read and how references are chosen.
+    """
 
     name = "drift"
 
@@ -134,19 +193,24 @@ class DriftProcessor:
             "reference_sample_size": reference_sample_size,
         }
         self._windows: dict[str, WindowedDrift] = {
-            drift_type: WindowedDrift(
-                self._models(drift_type, options),
+            stream: WindowedDrift(
+                self._models(stream, options),
                 window_s=window_s,
                 lateness_s=lateness_s,
                 max_window_rows=max_window_rows,
                 max_models=max_models,
             )
-            for drift_type in (_FEATURE_TYPE, _PREDICTION_TYPE)
+            for stream in _STREAM_TYPES
         }
+        # Models seen with pyflare.prediction.* attributes: their LLM spans are not outputs.
+        self._classic_models: set[str] = set()
+        self._max_models = max_models
 
-    def _models(self, drift_type: str, options: dict[str, Any]) -> Callable[[str], _ModelDrift]:
+    def _models(self, stream: str, options: dict[str, Any]) -> Callable[[str], _ModelDrift]:
         def make(model_id: str) -> _ModelDrift:
-            return _ModelDrift(self, model_id, drift_type, **options)
+            return _ModelDrift(
+                self, model_id, _STREAM_TYPES[stream], llm=stream == _LLM_OUTPUTS, **options
+            )
 
         return make
 
@@ -156,10 +220,12 @@ class DriftProcessor:
             return batch
         try:
             records = _drift_records(batch)
-            if records:
+            outputs = _llm_outputs(batch)
+            if records or outputs:
                 with self._lock:
                     self.counters.spans += len(records)
                     self._add(records)
+                    self._add_outputs(outputs)
         except Exception:
             # Drift is a by-product: the spans are stored whatever happens here.
             self.counters.errors += 1
@@ -175,22 +241,39 @@ class DriftProcessor:
     def _add(self, records: list[tuple[int, str, dict[str, Any], dict[str, str]]]) -> None:
         reports: list[tuple[str, WindowReport]] = []
         for timestamp, model_id, features, prediction in records:
-            for drift_type, values in ((_FEATURE_TYPE, features), (_PREDICTION_TYPE, prediction)):
+            if prediction and len(self._classic_models) < self._max_models:
+                self._classic_models.add(model_id)
+            for stream, values in ((_FEATURE_TYPE, features), (_PREDICTION_TYPE, prediction)):
                 if values:
-                    windows = self._windows[drift_type]
-                    late = windows.dropped_late
-                    reports += [(drift_type, r) for r in windows.add(timestamp, model_id, values)]
-                    self.counters.dropped_late += windows.dropped_late - late
+                    reports += self._add_one(stream, timestamp, model_id, values)
         self._write(reports)
+
+    def _add_outputs(self, outputs: list[tuple[int, str, dict[str, Any]]]) -> None:
+        reports: list[tuple[str, WindowReport]] = []
+        for timestamp, model_id, output in outputs:
+            if model_id not in self._classic_models:
+                self.counters.spans += 1
+                self.counters.llm_outputs += 1
+                reports += self._add_one(_LLM_OUTPUTS, timestamp, model_id, output)
+        self._write(reports)
+
+    def _add_one(
+        self, stream: str, timestamp: int, model_id: str, values: dict[str, Any]
+    ) -> list[tuple[str, WindowReport]]:
+        windows = self._windows[stream]
+        late = windows.dropped_late
+        reports = [(stream, r) for r in windows.add(timestamp, model_id, values)]
+        self.counters.dropped_late += windows.dropped_late - late
+        return reports
 
     def _write(self, reports: Sequence[tuple[str, WindowReport]]) -> int:
         rows = []
-        for drift_type, window in reports:
+        for stream, window in reports:
             if window.report is None:
                 self.counters.skipped_windows += 1
                 logger.debug(
                     "drift: %s window of %s at %d skipped: %s",
-                    drift_type,
+                    stream,
                     window.model_id,
                     window.start_ns,
                     window.skipped_reason,
@@ -223,6 +306,7 @@ class _ModelDrift:
         model_id: str,
         drift_type: str,
         *,
+        llm: bool = False,
         auto_reference: bool,
         min_sample_size: int,
         reference_sample_size: int,
@@ -230,6 +314,8 @@ class _ModelDrift:
         self.processor = processor
         self.model_id = model_id
         self.kind = drift_type
+        self.llm = llm
+        """LLM outputs (a prediction detector of kind ``llm``) rather than classic predictions."""
         self.auto_reference = auto_reference
         self.min_sample_size = min_sample_size
         self.reference_sample_size = reference_sample_size
@@ -273,9 +359,22 @@ class _ModelDrift:
         return self.detector.state()
 
     def load_state(self, state: bytes) -> None:
+        from pyflare.errors import DriftError
+
         detector = self._new_detector()
         detector.load_state(state)
+        if not self._fits(detector):
+            kind = "LLM outputs" if self.llm else "classic predictions"
+            raise DriftError(f"this prediction reference is not for {kind}")
         self.detector = detector
+
+    def _fits(self, detector: FeatureDriftDetector | PredictionDriftDetector) -> bool:
+        """Whether a stored reference is this stream's: LLM outputs and classic ones don't mix."""
+        from pyflare.drift.detector import PredictionDriftDetector
+
+        if not isinstance(detector, PredictionDriftDetector):
+            return True
+        return (detector.config.kind == "llm") == self.llm
 
     def _refresh(self) -> None:
         """Take the store's latest reference when it is not the one in use."""
@@ -286,7 +385,17 @@ class _ModelDrift:
                 return
             state, meta = found
             self._reference_ns = meta["created_at_ns"]  # a bad state is not read again
-            self.load_state(state)
+            detector = self._new_detector()
+            detector.load_state(state)
+            if not self._fits(detector):
+                logger.info(
+                    "drift: the prediction reference of %s is for %s, not %s; not used here",
+                    self.model_id,
+                    "classic predictions" if self.llm else "LLM outputs",
+                    "LLM outputs" if self.llm else "classic predictions",
+                )
+                return
+            self.detector = detector
         except Exception:
             counters.errors += 1
             logger.exception(
@@ -306,7 +415,11 @@ class _ModelDrift:
                 f"min_sample_size is {self.min_sample_size}"
             )
         kind: PredictionKind = (
-            "classification" if any("label" in v for v in window) else "regression"
+            "llm"
+            if self.llm
+            else "classification"
+            if any("label" in v for v in window)
+            else "regression"
         )
         detector = self._new_detector(kind)
         data = self._data(detector, window)
@@ -349,6 +462,8 @@ class _ModelDrift:
                 kind=kind,
                 min_sample_size=self.min_sample_size,
                 reference_sample_size=self.reference_sample_size,
+                # Three or four columns, two of them lengths: keep the false alarms at alpha.
+                fdr="bh" if kind == "llm" else None,
             )
         )
 
@@ -358,6 +473,8 @@ class _ModelDrift:
         from pyflare.drift.detector import PredictionDriftDetector
 
         if isinstance(detector, PredictionDriftDetector):
+            if detector.config.kind == "llm":
+                return window  # the output mappings _llm_outputs made
             if detector.config.kind == "classification":
                 return [v["label"] for v in window if "label" in v]
             outputs = (v.get("score", v.get("value")) for v in window)
@@ -398,21 +515,170 @@ def _drift_records(batch: pa.Table) -> list[tuple[int, str, dict[str, Any], dict
 
 def _rows_with_drift_keys(column: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Indices of the rows whose attribute map has a feature or prediction key."""
-    found = []
+    return _rows_with_keys(
+        column,
+        lambda keys: pc.or_(pc.starts_with(keys, _FEATURE), pc.starts_with(keys, _PREDICTION)),
+    )
+
+
+def _rows_with_keys(
+    column: pa.ChunkedArray, match: Callable[[pa.Array], pa.Array]
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Indices of the rows whose attribute map has a key ``match`` marks."""
+    return np.unique(_matching_entries(column, match)[0])
+
+
+def _matching_entries(
+    column: pa.ChunkedArray, match: Callable[[pa.Array], pa.Array]
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], list[pa.Array]]:
+    """(row of each matching map entry, the matching entries' keys and values per chunk)."""
+    rows = []
+    entries: list[pa.Array] = []
     base = 0
     for chunk in column.chunks:
         offsets = np.asarray(chunk.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
         first, last = int(offsets[0]), int(offsets[-1])
         # A slice's children are not sliced: cut them to its entries.
         keys = chunk.keys.slice(first, last - first)
-        hits = pc.or_(pc.starts_with(keys, _FEATURE), pc.starts_with(keys, _PREDICTION))
+        hits = match(keys)
         if pc.any(hits).as_py():
             positions = np.flatnonzero(hits.to_numpy(zero_copy_only=False))
-            found.append(
-                np.unique(np.searchsorted(offsets - first, positions, side="right") - 1) + base
-            )
+            rows.append(np.searchsorted(offsets - first, positions, side="right") - 1 + base)
+            taken = pa.array(positions)
+            entries += [keys.take(taken), chunk.items.slice(first, last - first).take(taken)]
         base += len(chunk)
-    return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+    found = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    return found, entries
+
+
+def _llm_outputs(batch: pa.Table) -> list[tuple[int, str, dict[str, Any]]]:
+    """(start ns, model id, output) of the LLM spans that are outputs (module doc), by time."""
+    kinds = batch.column("inference_type")
+    if kinds.null_count == len(kinds):
+        return []
+    mask = pc.and_(
+        pc.and_(pc.equal(kinds, "llm"), pc.is_valid(batch.column("model_id"))),
+        pc.not_equal(batch.column("status_code"), "error"),
+    ).fill_null(False)
+    if not pc.any(mask).as_py():
+        return []
+    picked = batch.select(
+        ["start_time", "model_id", "output_preview", "output_tokens", "attributes"]
+    ).filter(mask)
+    attributes = picked.column("attributes")
+    classic = set(
+        _rows_with_keys(attributes, lambda keys: pc.starts_with(keys, _PREDICTION)).tolist()
+    )
+    finishes = _finish_reasons(attributes)
+    outputs = []
+    for row, (start, model_id, preview, tokens) in enumerate(
+        zip(
+            picked.column("start_time").cast(pa.int64()).to_pylist(),
+            picked.column("model_id").to_pylist(),
+            picked.column("output_preview").to_pylist(),
+            picked.column("output_tokens").to_pylist(),
+            strict=True,
+        )
+    ):
+        if row in classic:
+            continue
+        text, finish = _output_text(preview)
+        outputs.append(
+            (
+                start,
+                model_id,
+                {
+                    "text": text,
+                    "refused": REFUSAL_PATTERN.match(text) is not None,
+                    "finish_reason": finishes.get(row) or finish or _UNKNOWN_FINISH,
+                    "output_tokens": tokens,
+                },
+            )
+        )
+    outputs.sort(key=lambda r: r[0])
+    return outputs
+
+
+def _finish_reasons(attributes: pa.ChunkedArray) -> dict[int, str]:
+    """Row -> the finish reason its attributes give (the first of ``_FINISH_KEYS`` found)."""
+    wanted = pa.array(_FINISH_KEYS)
+    rows, entries = _matching_entries(attributes, lambda keys: pc.is_in(keys, wanted))
+    if rows.size == 0:
+        return {}
+    keys = [k for chunk in entries[0::2] for k in chunk.to_pylist()]
+    values = [v for chunk in entries[1::2] for v in chunk.to_pylist()]
+    found: dict[int, tuple[int, str]] = {}
+    for row, key, value in zip(rows.tolist(), keys, values, strict=True):
+        rank = _FINISH_KEYS.index(key)
+        reason = _first_reason(value)
+        if reason and (row not in found or rank < found[row][0]):
+            found[row] = (rank, reason)
+    return {row: reason for row, (_, reason) in found.items()}
+
+
+def _first_reason(value: str | None) -> str | None:
+    """The first finish reason of an array attribute (JSON ``["stop"]``) or a plain string."""
+    if not value:
+        return None
+    if value.startswith("["):
+        try:
+            reasons = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+        first = reasons[0] if isinstance(reasons, list) and reasons else None
+        return first if isinstance(first, str) and first else None
+    return value
+
+
+def _output_text(preview: str | None) -> tuple[str, str | None]:
+    """The output's text and the finish reason found in it, from the row's preview.
+
+    A preview holding JSON (GenAI output messages, a provider's response) gives
+    its first ``content``/``text`` string and its first ``finish_reason``; one
+    that was cut short is searched for the opening of that string. Any other
+    preview is the text itself.
+    """
+    if not preview:
+        return "", None
+    if preview.lstrip()[:1] not in ("[", "{"):
+        return preview, None
+    try:
+        parsed = orjson.loads(preview)
+    except orjson.JSONDecodeError:
+        found = _CUT_TEXT.search(preview)
+        if found is None:
+            return preview, None
+        text = found.group(1)
+        with contextlib.suppress(orjson.JSONDecodeError):  # an escape cut in two stays raw
+            text = orjson.loads(f'"{text.rstrip(chr(92))}"')
+        return text, None
+    strings: dict[str, str] = {}
+    _first_strings(parsed, strings)
+    return strings.get("text", preview), strings.get("finish_reason")
+
+
+def _first_strings(value: Any, found: dict[str, str]) -> None:
+    """Fill ``found`` with the first text (``content``/``text``) and ``finish_reason`` strings.
+
+    Depth first over the JSON value, stopping once both are found.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str):
+                if key in _TEXT_KEYS:
+                    found.setdefault("text", item)
+                elif key == "finish_reason":
+                    found.setdefault("finish_reason", item)
+            elif isinstance(item, dict | list):
+                _first_strings(item, found)
+            if len(found) == 2:
+                return
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list):
+                _first_strings(item, found)
+                if len(found) == 2:
+                    return
 
 
 def _number(value: str) -> float | None:
