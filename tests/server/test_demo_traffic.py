@@ -205,14 +205,12 @@ def test_the_classifier_drifts_after_drift_after_s(receiver: _Receiver) -> None:
     assert all(r["pyflare.input.preview"].startswith('{"amount":') for r in before)
 
 
-def test_live_traffic_is_paced_and_light(receiver: _Receiver) -> None:
-    cpu, wall = time.process_time(), time.monotonic()
+def test_live_traffic_is_paced(receiver: _Receiver) -> None:
+    wall = time.monotonic()
     stats = run_traffic_sync(url(receiver), duration_s=2.0, rate=100, seed=11)
-    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    wall = time.monotonic() - wall
     assert 150 < stats.traces < 250
     assert 1.9 < wall < 4.0
-    # Sender and this receiver together use well under one of the two cores.
-    assert cpu < 0.6 * wall, (cpu, wall)
     # Sent while running (about once a second), not all at the end.
     assert receiver.requests >= 2
     assert len(receiver.spans) == stats.spans

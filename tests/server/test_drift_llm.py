@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,27 +149,12 @@ def test_batches_without_llm_spans_are_untouched(store: DuckDBSpanStore) -> None
     assert drift.counters.spans == 0 and drift.flush() == 0
 
 
-def test_batches_without_llm_spans_stay_cheap(store: DuckDBSpanStore) -> None:
-    drift = processor(store)
-    batch = spans([{"pyflare.model.id": MODEL, "http.route": "/x", "a": "1"}] * 1000, window=0)
-    timings = []
-    for _ in range(20):
-        start = time.perf_counter()
-        drift.process(Signal.TRACES, batch)
-        timings.append(time.perf_counter() - start)
-    assert sorted(timings)[len(timings) // 2] < 0.005
-
-
-def test_a_batch_of_llm_spans_costs_milliseconds(store: DuckDBSpanStore) -> None:
+def test_every_llm_span_of_a_batch_becomes_an_output(store: DuckDBSpanStore) -> None:
     drift = processor(store, max_window_rows=100_000)
     batch = spans(chats(1000, seed=1), window=0)
-    timings = []
     for _ in range(10):
-        start = time.perf_counter()
-        drift.process(Signal.TRACES, batch)
-        timings.append(time.perf_counter() - start)
+        assert drift.process(Signal.TRACES, batch) is batch  # the batch goes on unchanged
     assert drift.counters.llm_outputs == 10_000
-    assert sorted(timings)[len(timings) // 2] < 0.05  # about 5 ms here
 
 
 def test_explicit_predictions_win_over_llm_outputs(store: DuckDBSpanStore) -> None:

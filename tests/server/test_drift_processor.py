@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -211,16 +210,13 @@ def test_only_the_spans_with_drift_attributes_and_a_model_are_read(
     assert drift.counters.spans == 7
 
 
-def test_batches_without_drift_attributes_cost_a_key_scan(store: DuckDBSpanStore) -> None:
+def test_batches_without_drift_attributes_pass_through(store: DuckDBSpanStore) -> None:
     drift = processor(store)
     batch = spans([{"pyflare.model.id": "chat", "http.route": "/x", "a": "1"}] * 1000, window=0)
-    drift.process(Signal.TRACES, batch)
-    timings = []
-    for _ in range(20):
-        start = time.perf_counter()
-        drift.process(Signal.TRACES, batch)
-        timings.append(time.perf_counter() - start)
-    assert sorted(timings)[len(timings) // 2] < 0.005  # well under a millisecond in practice
+    for _ in range(3):
+        assert drift.process(Signal.TRACES, batch) is batch
+    assert drift.counters.spans == 0
+    assert drift.flush() == 0
 
 
 def test_errors_are_counted_and_the_batch_goes_on(store: DuckDBSpanStore) -> None:
