@@ -14,7 +14,7 @@ from _drift_spans import feed, processor, window_spans
 
 from pyflare.drift import PredictionDriftConfig, PredictionDriftDetector
 from pyflare.store.duckdb import DuckDBSpanStore
-from pyflare_server.pipeline.drift import _first_reason, _output_text
+from pyflare_server.pipeline._drift_inputs import first_reason, output_text
 from pyflare_server.receiver.decode import Signal
 
 MODEL = "chat-bot"
@@ -216,20 +216,20 @@ def test_openinference_llm_spans_are_outputs(store: DuckDBSpanStore) -> None:
 
 
 def test_finish_reasons_and_texts_are_read_from_their_encodings() -> None:
-    assert _first_reason('["stop"]') == "stop"
-    assert _first_reason('["length", "stop"]') == "length"
-    assert _first_reason("end_turn") == "end_turn"
-    assert _first_reason("[]") is None and _first_reason("[") is None and _first_reason("") is None
-    assert _output_text(None) == ("", None)
-    assert _output_text("plain answer") == ("plain answer", None)
+    assert first_reason('["stop"]') == "stop"
+    assert first_reason('["length", "stop"]') == "length"
+    assert first_reason("end_turn") == "end_turn"
+    assert first_reason("[]") is None and first_reason("[") is None and first_reason("") is None
+    assert output_text(None) == ("", None)
+    assert output_text("plain answer") == ("plain answer", None)
     messages = [{"role": "assistant", "parts": [{"type": "text", "content": REFUSAL}]}]
-    assert _output_text(json.dumps([{**messages[0], "finish_reason": "stop"}])) == (
+    assert output_text(json.dumps([{**messages[0], "finish_reason": "stop"}])) == (
         REFUSAL,
         "stop",
     )
     openai = {"choices": [{"message": {"content": "hi"}, "finish_reason": "length"}]}
-    assert _output_text(json.dumps(openai)) == ("hi", "length")
+    assert output_text(json.dumps(openai)) == ("hi", "length")
     whole = json.dumps(messages)
     cut = whole[:80]  # a preview cut inside the text
-    assert _output_text(cut) == (REFUSAL[: 80 - whole.index(REFUSAL)], None)
-    assert _output_text("[1, 2]") == ("[1, 2]", None)  # JSON without text is the text
+    assert output_text(cut) == (REFUSAL[: 80 - whole.index(REFUSAL)], None)
+    assert output_text("[1, 2]") == ("[1, 2]", None)  # JSON without text is the text
