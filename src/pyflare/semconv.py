@@ -29,6 +29,8 @@ CODE_FUNCTION: Final = "code.function.name"
 # pyflare.feature.<name> and pyflare.prediction.<label|score|value>.
 FEATURE_PREFIX: Final = "pyflare.feature."
 PREDICTION_PREFIX: Final = "pyflare.prediction."
+# The model input's embedding vector (a float-array attribute), for embedding drift.
+EMBEDDING: Final = "pyflare.embedding"
 
 # Context keys; also the W3C baggage keys they travel under.
 USER_ID: Final = "user.id"

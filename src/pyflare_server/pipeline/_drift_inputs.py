@@ -1,4 +1,4 @@
-"""Reading drift inputs out of Arrow span batches: features, predictions and LLM outputs.
+"""Reading drift inputs out of Arrow span batches: features, predictions, embeddings, LLM outputs.
 
 What each input is and where it comes from is described in
 :mod:`pyflare_server.pipeline.drift`. The readers look at the attribute keys
@@ -12,9 +12,10 @@ import contextlib
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +23,18 @@ import pyarrow.compute as pc
 from pyflare import semconv as sc
 from pyflare.drift.prediction import REFUSAL_PATTERN
 
-__all__ = ["drift_records", "first_reason", "llm_outputs", "number", "output_text"]
+__all__ = [
+    "Embedding",
+    "SpanInputs",
+    "drift_records",
+    "embedding_vector",
+    "first_reason",
+    "llm_outputs",
+    "number",
+    "output_text",
+]
+
+Embedding = npt.NDArray[np.float32]
 
 _FEATURE = sc.FEATURE_PREFIX
 _PREDICTION = sc.PREDICTION_PREFIX
@@ -34,8 +46,21 @@ _TEXT_KEYS = frozenset({"content", "text"})
 _CUT_TEXT = re.compile(r'"(?:content|text)"\s*:\s*"((?:[^"\\]|\\.)*)')
 
 
-def drift_records(batch: pa.Table) -> list[tuple[int, str, dict[str, Any], dict[str, str]]]:
-    """(start ns, model id, features, prediction) of the spans with drift attributes, by time."""
+class SpanInputs(NamedTuple):
+    """What one span gives the drift streams (empty mappings and None: nothing)."""
+
+    start_ns: int
+    model_id: str
+    features: dict[str, Any]
+    prediction: dict[str, str]
+    embedding: Embedding | None
+    """The span's embedding vector, when it has a valid one."""
+    bad_embedding: bool
+    """The span has an embedding attribute that is not a finite vector of numbers."""
+
+
+def drift_records(batch: pa.Table) -> list[SpanInputs]:
+    """The inputs of the spans with drift attributes and a model id, by start time."""
     models = batch.column("model_id")
     if models.null_count == len(models):
         return []
@@ -54,22 +79,53 @@ def drift_records(batch: pa.Table) -> list[tuple[int, str, dict[str, Any], dict[
     ):
         features: dict[str, Any] = {}
         prediction: dict[str, str] = {}
+        embedding: Embedding | None = None
+        bad = False
         for key, value in entries:
             if key.startswith(_FEATURE):
                 features[key[len(_FEATURE) :]] = _feature_value(value)
             elif key.startswith(_PREDICTION):
                 prediction[key[len(_PREDICTION) :]] = value
-        records.append((start, model_id, features, prediction))
-    records.sort(key=lambda r: r[0])
+            elif key == sc.EMBEDDING:
+                embedding = embedding_vector(value)
+                bad = embedding is None
+        records.append(SpanInputs(start, model_id, features, prediction, embedding, bad))
+    records.sort(key=lambda r: r.start_ns)
     return records
 
 
 def _rows_with_drift_keys(column: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Indices of the rows whose attribute map has a feature or prediction key."""
+    """Indices of the rows whose attribute map has a feature, prediction or embedding key."""
     return _rows_with_keys(
         column,
-        lambda keys: pc.or_(pc.starts_with(keys, _FEATURE), pc.starts_with(keys, _PREDICTION)),
+        lambda keys: pc.or_(
+            pc.or_(pc.starts_with(keys, _FEATURE), pc.starts_with(keys, _PREDICTION)),
+            pc.equal(keys, sc.EMBEDDING),
+        ),
     )
+
+
+def embedding_vector(value: str | None) -> Embedding | None:
+    """The vector of an array attribute (JSON ``[0.1, 0.2]`` in the row); None when invalid.
+
+    Invalid: not JSON, not a non-empty flat array of numbers (booleans are not
+    numbers), or a value that is not finite in float32.
+    """
+    if not value:
+        return None
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if (
+        not isinstance(parsed, list)
+        or not parsed
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in parsed)
+    ):
+        return None
+    with np.errstate(over="ignore"):
+        vector = np.asarray(parsed, dtype=np.float32)
+    return vector if bool(np.isfinite(vector).all()) else None
 
 
 def _rows_with_keys(

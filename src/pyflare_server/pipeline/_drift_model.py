@@ -7,22 +7,36 @@ described in :mod:`pyflare_server.pipeline.drift`.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from pyflare_server.pipeline._drift_inputs import number
+import numpy as np
+import numpy.typing as npt
+
+from pyflare_server.pipeline._drift_inputs import Embedding, number
 
 if TYPE_CHECKING:
     from pyflare.drift import DriftReport, DriftType
-    from pyflare.drift.detector import FeatureDriftDetector, PredictionDriftDetector
+    from pyflare.drift.detector import (
+        EmbeddingDriftDetector,
+        FeatureDriftDetector,
+        PredictionDriftDetector,
+    )
     from pyflare.drift.prediction import PredictionKind
     from pyflare.store.base import SpanStore
     from pyflare_server.pipeline.drift import DriftCounters
 
 __all__ = ["ModelDrift"]
 
+Detector: TypeAlias = "FeatureDriftDetector | EmbeddingDriftDetector | PredictionDriftDetector"
+
 logger = logging.getLogger(__name__)
 
 _FEATURE_TYPE = "feature"
+_PREDICTION_TYPE = "prediction"
+_EMBEDDING_TYPE = "embedding"
+# Vectors an auto-frozen embedding reference keeps (its MMD kernel matrix is quadratic).
+_EMBEDDING_REFERENCE = 2_000
 
 
 class ModelDrift:
@@ -49,7 +63,7 @@ class ModelDrift:
         self.auto_reference = auto_reference
         self.min_sample_size = min_sample_size
         self.reference_sample_size = reference_sample_size
-        self.detector: FeatureDriftDetector | PredictionDriftDetector | None = None
+        self.detector: Detector | None = None
         self._reference_ns: int | None = None
 
     @property
@@ -58,7 +72,7 @@ class ModelDrift:
 
         return DriftType(self.kind)
 
-    def compute(self, window: list[dict[str, Any]]) -> DriftReport:
+    def compute(self, window: list[Any]) -> DriftReport:
         """The window's report; DriftError (a skipped window) when there is none."""
         from pyflare.errors import DriftError
 
@@ -98,7 +112,7 @@ class ModelDrift:
             raise DriftError(f"this prediction reference is not for {kind}")
         self.detector = detector
 
-    def _fits(self, detector: FeatureDriftDetector | PredictionDriftDetector) -> bool:
+    def _fits(self, detector: Detector) -> bool:
         """Whether a stored reference is this stream's: LLM outputs and classic ones don't mix."""
         from pyflare.drift.detector import PredictionDriftDetector
 
@@ -134,29 +148,33 @@ class ModelDrift:
             return
         counters.references_loaded += 1
 
-    def set_reference(self, window: list[dict[str, Any]]) -> None:
+    def set_reference(self, window: list[Any]) -> None:
         """Freeze ``window`` as the model's reference, in memory and in the store."""
-        from pyflare.drift.detector import PredictionDriftDetector
+        from pyflare.drift.detector import FeatureDriftDetector
         from pyflare.errors import DriftError
 
-        if len(window) < self.min_sample_size:
-            raise DriftError(
-                f"insufficient data for a reference: the window has {len(window)} rows, "
-                f"min_sample_size is {self.min_sample_size}"
-            )
+        def refuse(rows: int) -> None:
+            if rows < self.min_sample_size:
+                raise DriftError(
+                    f"insufficient data for a reference: the window has {rows} rows, "
+                    f"min_sample_size is {self.min_sample_size}"
+                )
+
+        refuse(len(window))
         kind: PredictionKind = (
             "llm"
             if self.llm
             else "classification"
-            if any("label" in v for v in window)
+            if self.kind == _PREDICTION_TYPE and any("label" in v for v in window)
             else "regression"
         )
         detector = self._new_detector(kind)
         data = self._data(detector, window)
+        n_samples = len(window) if isinstance(detector, FeatureDriftDetector) else len(data)
+        refuse(n_samples)
         detector.set_reference(data)
         self.detector = detector
         self.counters.references_frozen += 1
-        n_samples = len(data) if isinstance(detector, PredictionDriftDetector) else len(window)
         try:
             meta = self.store.put_drift_reference(
                 self.model_id, self.kind, detector.state(), n_samples=n_samples
@@ -167,16 +185,28 @@ class ModelDrift:
             self.counters.errors += 1
             logger.exception("drift: storing the reference of %s failed", self.model_id)
 
-    def _new_detector(
-        self, kind: PredictionKind = "classification"
-    ) -> FeatureDriftDetector | PredictionDriftDetector:
+    def _new_detector(self, kind: PredictionKind = "classification") -> Detector:
         from pyflare.drift import (
+            EmbeddingDriftConfig,
+            EmbeddingDriftDetector,
             FeatureDriftConfig,
             FeatureDriftDetector,
             PredictionDriftConfig,
             PredictionDriftDetector,
         )
 
+        if self.kind == _EMBEDDING_TYPE:
+            return EmbeddingDriftDetector(
+                EmbeddingDriftConfig(
+                    # MMD: a p-value, like the other drift types, and no false alarms
+                    # from a centroid near the origin; the permutation test up to
+                    # AUTO_PERMUTATION_MAX_ROWS pooled vectors, linear-time above.
+                    metric="auto",
+                    min_sample_size=self.min_sample_size,
+                    # The kernel matrix grows with the square of the pooled rows.
+                    reference_sample_size=min(self.reference_sample_size, _EMBEDDING_REFERENCE),
+                )
+            )
         if self.kind == _FEATURE_TYPE:
             return FeatureDriftDetector(
                 FeatureDriftConfig(
@@ -197,11 +227,12 @@ class ModelDrift:
             )
         )
 
-    @staticmethod
-    def _data(detector: Any, window: list[dict[str, Any]]) -> Any:
-        """The window as the detector reads it: feature rows, or one output per span."""
-        from pyflare.drift.detector import PredictionDriftDetector
+    def _data(self, detector: Detector, window: list[Any]) -> Any:
+        """The window as the detector reads it: feature rows, vectors, or one output per span."""
+        from pyflare.drift.detector import EmbeddingDriftDetector, PredictionDriftDetector
 
+        if isinstance(detector, EmbeddingDriftDetector):
+            return self._vectors(window)
         if isinstance(detector, PredictionDriftDetector):
             if detector.config.kind == "llm":
                 return window  # the output mappings _llm_outputs made
@@ -211,3 +242,11 @@ class ModelDrift:
             return [o for o in (number(x) for x in outputs if x is not None) if o is not None]
         names = sorted({name for row in window for name in row})
         return {name: [row.get(name) for row in window] for name in names}
+
+    def _vectors(self, window: list[Embedding]) -> npt.NDArray[np.float32]:
+        """The window's vectors of its most common dimension; the others counted and left out."""
+        dims = Counter(len(v) for v in window)
+        dim = dims.most_common(1)[0][0] if dims else 0
+        self.counters.skipped_embeddings += len(window) - dims[dim]
+        kept = [v for v in window if len(v) == dim]
+        return np.stack(kept) if kept else np.empty((0, dim), dtype=np.float32)

@@ -1,8 +1,9 @@
-"""Drift on the span stream: each model's features, predictions and LLM outputs, in fixed windows.
+"""Drift on the span stream: a model's features, embeddings, predictions, LLM outputs, in windows.
 
 A span takes part when it has a ``model_id`` and attributes
-``pyflare.feature.<name>`` (its input features) or
-``pyflare.prediction.<label|score|value>`` (its output). Spans are grouped per
+``pyflare.feature.<name>`` (its input features),
+``pyflare.prediction.<label|score|value>`` (its output) or ``pyflare.embedding``
+(its input's embedding vector, :data:`pyflare.semconv.EMBEDDING`). Spans are grouped per
 model into windows ``[start, start + window_s)`` by start time (a
 :class:`~pyflare.drift.WindowedDrift` per drift type); a window closes when a span
 ``lateness_s`` past its end arrives, or on :meth:`DriftProcessor.flush`. Each closed
@@ -61,6 +62,15 @@ prediction only, so one model never gets two prediction results per window.
 Auto-frozen LLM references use Benjamini-Hochberg over their three or four
 columns (two of them measure length).
 
+Embedding drift (drift type ``embedding``): ``pyflare.embedding`` is a float-array
+attribute, JSON such as ``[0.1, 0.2]`` in the row. A value that is not a flat
+array of finite numbers is left out and counted (``skipped_embeddings``), and so
+is a vector whose dimension differs from the most common one of its window; a
+reference of another dimension skips the window with that reason. Auto-frozen
+references keep at most 2000 vectors, and windows are compared with
+:func:`~pyflare.drift.embedding.compare_embeddings` ``method="auto"``: the MMD
+permutation test up to 10 000 pooled vectors, the linear-time MMD above.
+
 The processor runs in the store writer's thread and never fails a batch: the
 batch goes on unchanged and errors are logged and counted (:attr:`counters`).
 Batches without drift attributes cost a scan of the attribute keys, and a
@@ -79,7 +89,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from pyflare.records import DRIFT_RESULT_SCHEMA
-from pyflare_server.pipeline._drift_inputs import drift_records, llm_outputs
+from pyflare_server.pipeline._drift_inputs import SpanInputs, drift_records, llm_outputs
 from pyflare_server.pipeline._drift_model import ModelDrift
 
 if TYPE_CHECKING:
@@ -94,11 +104,13 @@ logger = logging.getLogger(__name__)
 
 _FEATURE_TYPE = "feature"
 _PREDICTION_TYPE = "prediction"
+_EMBEDDING_TYPE = "embedding"
 # The streams of records, each its own WindowedDrift: LLM outputs are prediction drift.
 _LLM_OUTPUTS = "llm"
 _STREAM_TYPES = {
     _FEATURE_TYPE: _FEATURE_TYPE,
     _PREDICTION_TYPE: _PREDICTION_TYPE,
+    _EMBEDDING_TYPE: _EMBEDDING_TYPE,
     _LLM_OUTPUTS: _PREDICTION_TYPE,
 }
 
@@ -119,6 +131,8 @@ class DriftCounters:
     """Windows that became a model's reference (auto_reference)."""
     references_loaded: int = 0
     """References read from the store (uploads, or frozen before a restart)."""
+    skipped_embeddings: int = 0
+    """Embedding vectors left out: unreadable, not finite, or of another dimension."""
     dropped_late: int = 0
     """Spans for windows already closed."""
     errors: int = 0
@@ -138,7 +152,7 @@ def drift_processor(settings: DriftSettings, store: SpanStore) -> DriftProcessor
 
 
 class DriftProcessor:
-    """Computes feature, prediction and LLM output drift per model from span batches.
+    """Computes feature, embedding, prediction and LLM output drift per model from span batches.
 
     See the module doc for what is read and how references are chosen.
     """
@@ -227,14 +241,21 @@ class DriftProcessor:
             reports = [(t, r) for t, windows in self._windows.items() for r in windows.flush()]
             return self._write(reports)
 
-    def _add(self, records: list[tuple[int, str, dict[str, Any], dict[str, str]]]) -> None:
+    def _add(self, records: list[SpanInputs]) -> None:
         reports: list[tuple[str, WindowReport]] = []
-        for timestamp, model_id, features, prediction in records:
-            if prediction and len(self._classic_models) < self._max_models:
+        for record in records:
+            start, model_id = record.start_ns, record.model_id
+            if record.prediction and len(self._classic_models) < self._max_models:
                 self._classic_models.add(model_id)
-            for stream, values in ((_FEATURE_TYPE, features), (_PREDICTION_TYPE, prediction)):
+            for stream, values in (
+                (_FEATURE_TYPE, record.features),
+                (_PREDICTION_TYPE, record.prediction),
+            ):
                 if values:
-                    reports += self._add_one(stream, timestamp, model_id, values)
+                    reports += self._add_one(stream, start, model_id, values)
+            if record.embedding is not None:
+                reports += self._add_one(_EMBEDDING_TYPE, start, model_id, record.embedding)
+            self.counters.skipped_embeddings += record.bad_embedding
         self._write(reports)
 
     def _add_outputs(self, outputs: list[tuple[int, str, dict[str, Any]]]) -> None:
@@ -247,7 +268,7 @@ class DriftProcessor:
         self._write(reports)
 
     def _add_one(
-        self, stream: str, timestamp: int, model_id: str, values: dict[str, Any]
+        self, stream: str, timestamp: int, model_id: str, values: Any
     ) -> list[tuple[str, WindowReport]]:
         windows = self._windows[stream]
         late = windows.dropped_late
