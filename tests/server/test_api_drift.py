@@ -23,6 +23,7 @@ from pyflare.records import DRIFT_RESULT_SCHEMA
 from pyflare.store.duckdb import DuckDBSpanStore
 from pyflare_server.api import drift
 from pyflare_server.api._http import ApiError
+from pyflare_server.api._params import records
 from pyflare_server.api.drift import (
     CRITICAL_SCORE,
     MAX_BODY_BYTES,
@@ -178,7 +179,7 @@ def test_alert_payload_is_an_alerts_table_row() -> None:
 
 def test_alert_payloads_from_stored_results(store: DuckDBSpanStore) -> None:
     write(store, [result(0, 0.2), result(1, 0.9, drift_type="prediction", method=None)])
-    rows = drift._records(store.drift_results(MODEL))
+    rows = records(store.drift_results(MODEL))
     payloads = [alert_payload(MODEL, row) for row in rows]
     assert payloads[1] is None
     fired = payloads[0]

@@ -23,7 +23,7 @@ import orjson
 
 from pyflare.errors import DriftError
 from pyflare_server.api._http import ApiError
-from pyflare_server.api.traces import _invalid
+from pyflare_server.api._params import invalid
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -101,7 +101,7 @@ async def read_json(request: Request) -> Any:
     try:
         return orjson.loads(b"".join(parts))
     except orjson.JSONDecodeError as exc:
-        raise _invalid(f"the body is not valid JSON: {exc}") from None
+        raise invalid(f"the body is not valid JSON: {exc}") from None
 
 
 def parse_reference(body: Any) -> DriftUpload:
@@ -111,41 +111,39 @@ def parse_reference(body: Any) -> DriftUpload:
     ``rows``: feature, ``predictions``: prediction, ``embeddings``: embedding).
     """
     if not isinstance(body, dict):
-        raise _invalid(f"the body must be a JSON object, not {_json_type(body)}")
+        raise invalid(f"the body must be a JSON object, not {_json_type(body)}")
     unknown = [key for key in body if key not in _BODY_KEYS]
     if unknown:
-        raise _invalid(f"unknown field {unknown[0]!r}; expected some of: {', '.join(_BODY_KEYS)}")
+        raise invalid(f"unknown field {unknown[0]!r}; expected some of: {', '.join(_BODY_KEYS)}")
     given = [key for key in _DATA_KEYS if key in body]
     if len(given) != 1:
         found = f"got {', '.join(given)}" if given else "got none"
-        raise _invalid(f"give exactly one of features, rows, predictions, embeddings; {found}")
+        raise invalid(f"give exactly one of features, rows, predictions, embeddings; {found}")
     (data_key,) = given
     drift_type = body.get("drift_type", _DATA_KEYS[data_key])
     if drift_type not in ("feature", "prediction", "embedding"):
-        raise _invalid(
+        raise invalid(
             f"drift_type must be feature, prediction or embedding, got {drift_type!r} "
             "(concept drift is measured against outcomes, not an uploaded reference)"
         )
     if _DATA_KEYS[data_key] != drift_type:
-        raise _invalid(
-            f"{data_key} are for drift_type {_DATA_KEYS[data_key]!r}, not {drift_type!r}"
-        )
+        raise invalid(f"{data_key} are for drift_type {_DATA_KEYS[data_key]!r}, not {drift_type!r}")
     version = body.get("dataset_version")
     if version is not None and (not isinstance(version, str) or not version.strip()):
-        raise _invalid("dataset_version must be a non-empty string")
+        raise invalid("dataset_version must be a non-empty string")
     config_values = body.get("config", {})
     if not isinstance(config_values, dict):
-        raise _invalid(f"config must be an object, not {_json_type(config_values)}")
+        raise invalid(f"config must be an object, not {_json_type(config_values)}")
     data, n_samples = _DATA_PARSERS[data_key](body[data_key])
     if drift_type == "prediction":
         kind = config_values.setdefault("kind", _prediction_kind(data))
         if kind == "regression" and not all(_number(v) for v in data):
-            raise _invalid("predictions must all be numbers for config.kind 'regression'")
+            raise invalid("predictions must all be numbers for config.kind 'regression'")
     detector = _detector(drift_type, config_values)
     try:
         detector.set_reference(data)
     except DriftError as exc:
-        raise _invalid(f"{data_key}: {exc}") from None
+        raise invalid(f"{data_key}: {exc}") from None
     config = {f.name: getattr(detector.config, f.name) for f in fields(detector.config)}
     return DriftUpload(
         drift_type=drift_type,
@@ -166,18 +164,18 @@ def _json_type(value: Any) -> str:
 
 def _sized(name: str, values: Any) -> list[Any]:
     if not isinstance(values, list):
-        raise _invalid(f"{name} must be an array, not {_json_type(values)}")
+        raise invalid(f"{name} must be an array, not {_json_type(values)}")
     if not values:
-        raise _invalid(f"{name} is empty; a reference needs data")
+        raise invalid(f"{name} is empty; a reference needs data")
     if len(values) > MAX_ROWS:
-        raise _invalid(f"{name} has {len(values)} rows; at most {MAX_ROWS} (sample it first)")
+        raise invalid(f"{name} has {len(values)} rows; at most {MAX_ROWS} (sample it first)")
     return values
 
 
 def _column(name: str, values: Any) -> list[Any]:
     if not all(isinstance(v, _SCALARS) for v in values):
         bad = next(v for v in values if not isinstance(v, _SCALARS))
-        raise _invalid(
+        raise invalid(
             f"feature {name!r} has {_json_type(bad)}; values are numbers, strings, booleans or null"
         )
     return list(values)
@@ -185,15 +183,15 @@ def _column(name: str, values: Any) -> list[Any]:
 
 def _features(value: Any) -> tuple[dict[str, list[Any]], int]:
     if not isinstance(value, dict):
-        raise _invalid(f"features must be an object of name -> values, not {_json_type(value)}")
+        raise invalid(f"features must be an object of name -> values, not {_json_type(value)}")
     if not value:
-        raise _invalid("features is empty; give at least one feature")
+        raise invalid("features is empty; give at least one feature")
     if len(value) > MAX_FEATURES:
-        raise _invalid(f"features has {len(value)} features; at most {MAX_FEATURES}")
+        raise invalid(f"features has {len(value)} features; at most {MAX_FEATURES}")
     columns = {name: _column(name, _sized(f"features[{name!r}]", v)) for name, v in value.items()}
     lengths = {len(v) for v in columns.values()}
     if len(lengths) > 1:
-        raise _invalid(f"features have different lengths: {sorted(lengths)}; give one per row")
+        raise invalid(f"features have different lengths: {sorted(lengths)}; give one per row")
     return columns, lengths.pop()
 
 
@@ -201,12 +199,12 @@ def _rows(value: Any) -> tuple[dict[str, list[Any]], int]:
     rows = _sized("rows", value)
     first = rows[0]
     if not isinstance(first, dict) or not first:
-        raise _invalid("rows must be objects of feature -> value, the first one is not")
+        raise invalid("rows must be objects of feature -> value, the first one is not")
     if len(first) > MAX_FEATURES:
-        raise _invalid(f"rows have {len(first)} features; at most {MAX_FEATURES}")
+        raise invalid(f"rows have {len(first)} features; at most {MAX_FEATURES}")
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or row.keys() != first.keys():
-            raise _invalid(f"rows[{i}] must be an object with the same features as rows[0]")
+            raise invalid(f"rows[{i}] must be an object with the same features as rows[0]")
     columns = {name: _column(name, [row[name] for row in rows]) for name in first}
     return columns, len(rows)
 
@@ -215,7 +213,7 @@ def _predictions(value: Any) -> tuple[list[Any], int]:
     outputs = _sized("predictions", value)
     for i, output in enumerate(outputs):
         if output is None or not isinstance(output, (*_SCALARS, dict)):
-            raise _invalid(
+            raise invalid(
                 f"predictions[{i}] is {_json_type(output)}; give a label, a number, "
                 "or an LLM output (text or an object with text)"
             )
@@ -226,14 +224,14 @@ def _embeddings(value: Any) -> tuple[list[list[float]], int]:
     vectors = _sized("embeddings", value)
     first = vectors[0]
     if not isinstance(first, list) or not first:
-        raise _invalid("embeddings must be arrays of numbers, the first one is not")
+        raise invalid("embeddings must be arrays of numbers, the first one is not")
     if len(first) > MAX_DIMENSIONS:
-        raise _invalid(f"embeddings have {len(first)} dimensions; at most {MAX_DIMENSIONS}")
+        raise invalid(f"embeddings have {len(first)} dimensions; at most {MAX_DIMENSIONS}")
     for i, vector in enumerate(vectors):
         if not isinstance(vector, list) or len(vector) != len(first):
-            raise _invalid(f"embeddings[{i}] must be an array of {len(first)} numbers")
+            raise invalid(f"embeddings[{i}] must be an array of {len(first)} numbers")
         if not all((type(x) is float or type(x) is int) and abs(x) <= _FLOAT32_MAX for x in vector):
-            raise _invalid(f"embeddings[{i}] has a value that is not a float32 number")
+            raise invalid(f"embeddings[{i}] has a value that is not a float32 number")
     return vectors, len(vectors)
 
 
@@ -307,16 +305,16 @@ def _detector(drift_type: str, values: dict[str, Any]) -> Any:
     allowed = [f.name for f in fields(config_type)]
     for name, value in values.items():
         if name not in allowed:
-            raise _invalid(
+            raise invalid(
                 f"unknown config field {name!r} for {drift_type} drift; "
                 f"expected some of: {', '.join(allowed)}"
             )
         check, expected = _CHECKS[name]
         if not check(value):
-            raise _invalid(f"config.{name} must be {expected}, got {value!r}")
+            raise invalid(f"config.{name} must be {expected}, got {value!r}")
     if isinstance(values.get("categorical"), list):
         values = {**values, "categorical": tuple(values["categorical"])}
     try:
         return detector_type(config_type(**values))
     except DriftError as exc:
-        raise _invalid(f"config: {exc}") from None
+        raise invalid(f"config: {exc}") from None

@@ -42,7 +42,7 @@ from pyflare_server.api._drift_upload import (
     read_json,
 )
 from pyflare_server.api._http import ApiError, call_store, endpoint, iso_ns, json_response
-from pyflare_server.api.traces import _instant, _integer, _invalid, _records, _single
+from pyflare_server.api._params import instant, integer, invalid, records, single
 
 if TYPE_CHECKING:
     from starlette.datastructures import QueryParams
@@ -92,7 +92,7 @@ def routes(store: SpanStore) -> list[Route]:
 
     @endpoint
     async def drift_status(request: Request) -> Response:
-        _single(request.query_params, ())
+        single(request.query_params, ())
         model_id = _model_id(request)
         return json_response(await call_store(_status, store, model_id))
 
@@ -107,7 +107,7 @@ def routes(store: SpanStore) -> list[Route]:
 
     @endpoint
     async def upload_reference(request: Request) -> Response:
-        _single(request.query_params, ())
+        single(request.query_params, ())
         model_id = _model_id(request)
         body = await read_json(request)
         upload = await call_store(parse_reference, body)
@@ -146,9 +146,9 @@ def routes(store: SpanStore) -> list[Route]:
 def _model_id(request: Request) -> str:
     model_id = str(request.path_params["model_id"])
     if not model_id.strip():
-        raise _invalid("model_id must not be empty")
+        raise invalid("model_id must not be empty")
     if len(model_id) > MAX_MODEL_ID:
-        raise _invalid(f"model_id is {len(model_id)} characters; at most {MAX_MODEL_ID}")
+        raise invalid(f"model_id is {len(model_id)} characters; at most {MAX_MODEL_ID}")
     return model_id
 
 
@@ -165,21 +165,21 @@ def parse_history(
     params: QueryParams, *, now_ns: int | None = None
 ) -> tuple[str | None, int | None, int | None, int]:
     """(drift_type, since_ns, until_ns, limit) from a history query string; 400 naming the bad one."""
-    values = _single(params, _HISTORY_PARAMETERS)
+    values = single(params, _HISTORY_PARAMETERS)
     for name in ("drift_type", "start_time", "end_time"):
         if name in values and not values[name].strip():
-            raise _invalid(f"{name} must not be empty; leave it out to not filter on it")
+            raise invalid(f"{name} must not be empty; leave it out to not filter on it")
     drift_type = values.get("drift_type")
     if drift_type is not None and drift_type not in _TYPES:
-        raise _invalid(f"drift_type must be one of {', '.join(_TYPES)}, got {drift_type!r}")
+        raise invalid(f"drift_type must be one of {', '.join(_TYPES)}, got {drift_type!r}")
     now = time.time_ns() if now_ns is None else now_ns
-    since = _instant("start_time", values["start_time"], now) if "start_time" in values else None
-    until = _instant("end_time", values["end_time"], now) if "end_time" in values else None
+    since = instant("start_time", values["start_time"], now) if "start_time" in values else None
+    until = instant("end_time", values["end_time"], now) if "end_time" in values else None
     if since is not None and until is not None and until < since:
-        raise _invalid(
+        raise invalid(
             f"end_time ({values['end_time']}) is before start_time ({values['start_time']})"
         )
-    limit = _integer("limit", values.get("limit", str(DEFAULT_HISTORY)), 1, MAX_HISTORY)
+    limit = integer("limit", values.get("limit", str(DEFAULT_HISTORY)), 1, MAX_HISTORY)
     return drift_type, since, until, limit
 
 
@@ -222,7 +222,7 @@ def _status(store: SpanStore, model_id: str) -> dict[str, Any]:
     drift_scores: dict[str, dict[str, Any]] = {}
     newest = None
     for drift_type in _TYPES:
-        rows = _records(store.drift_results(model_id, drift_type=drift_type, limit=TREND_WINDOW))
+        rows = records(store.drift_results(model_id, drift_type=drift_type, limit=TREND_WINDOW))
         if not rows:
             continue
         latest = rows[0]
@@ -274,7 +274,7 @@ def _history(
             "n_reference": row["n_reference"],
             "n_current": row["n_current"],
         }
-        for row in _records(table)
+        for row in records(table)
     ]
 
 

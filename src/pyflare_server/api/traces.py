@@ -18,10 +18,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from starlette.routing import Route
 
-from pyflare._time import parse_duration_ns, parse_instant
+from pyflare._time import parse_duration_ns
 from pyflare.errors import InvalidArgumentError
 from pyflare.store.base import TraceQuery
 from pyflare_server.api._http import ApiError, call_store, endpoint, iso_ns, json_response
+from pyflare_server.api._params import (
+    INT64_MAX,
+    instant,
+    integer,
+    invalid,
+    no_parameters,
+    records,
+    single,
+)
 
 if TYPE_CHECKING:
     from starlette.datastructures import QueryParams
@@ -35,10 +44,7 @@ __all__ = ["MAX_LIMIT", "parse_trace_query", "routes"]
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 MIN_PREFIX = 6
-_INT64_MAX = 2**63 - 1
-# Fractional seconds of an ISO 8601 time (after hh:mm:ss).
 _TRACE_ID = re.compile(rf"[0-9a-fA-F]{{{MIN_PREFIX},32}}")
-_FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)[.,](\d+)")
 _STATUSES: dict[str, Literal["ok", "error"]] = {"ok": "ok", "error": "error"}
 _LIST_PARAMETERS = (
     "service",
@@ -71,7 +77,7 @@ def routes(store: SpanStore) -> list[Route]:
 
     @endpoint
     async def get_trace(request: Request) -> Response:
-        _no_parameters(request.query_params)
+        no_parameters(request.query_params)
         trace_id = await call_store(_resolve, store, request.path_params["trace_id"])
         summary, spans = await call_store(_trace, store, trace_id)
         root = spans[0]
@@ -86,7 +92,7 @@ def routes(store: SpanStore) -> list[Route]:
 
     @endpoint
     async def trace_spans(request: Request) -> Response:
-        _no_parameters(request.query_params)
+        no_parameters(request.query_params)
         trace_id = await call_store(_resolve, store, request.path_params["trace_id"])
         spans = await call_store(_spans, store, trace_id)
         return json_response(spans)
@@ -101,81 +107,24 @@ def routes(store: SpanStore) -> list[Route]:
 # -- parameters ----------------------------------------------------------------
 
 
-def _invalid(message: str) -> ApiError:
-    return ApiError(400, "invalid_argument", message)
-
-
-def _single(params: QueryParams, allowed: tuple[str, ...]) -> dict[str, str]:
-    """Each parameter's one value; unknown or repeated parameters are errors."""
-    for name in params:
-        if name not in allowed:
-            expected = ", ".join(allowed) if allowed else "none"
-            raise _invalid(f"unknown parameter {name!r}; expected one of: {expected}")
-    values: dict[str, str] = {}
-    for name in params:
-        given = params.getlist(name)
-        if len(given) > 1:
-            raise _invalid(f"parameter {name!r} is given {len(given)} times; give it once")
-        values[name] = given[0]
-    return values
-
-
-def _no_parameters(params: QueryParams) -> None:
-    _single(params, ())
-
-
-def _integer(name: str, value: str, low: int, high: int) -> int:
-    text = value.strip()
-    if text.isascii() and text.isdigit() and len(text) <= 19 and low <= int(text) <= high:
-        return int(text)
-    raise _invalid(f"{name} must be an integer from {low} to {high}, got {value!r}")
-
-
-def _instant(name: str, value: str, now_ns: int) -> int:
-    """An instant from ISO 8601 (Z or an offset; none means UTC), a duration ago, or ns."""
-    text = value.strip()
-    fraction_ns = 0
-    if text.isascii() and text.isdigit():
-        ns = int(text)
-    else:
-        # datetime keeps microseconds; the digits after them are added here, so a
-        # time this API wrote (nanosecond digits) reads back exactly.
-        fraction = _FRACTION.search(text)
-        if fraction is not None:
-            text = text[: fraction.start()] + text[fraction.end() :]
-            fraction_ns = int(fraction[1][:9].ljust(9, "0"))
-        try:
-            parsed = parse_instant(text, name=name, now_ns=now_ns)
-        except InvalidArgumentError:
-            raise _invalid(
-                f"{name}={value!r} is not a time; use ISO 8601 such as 2026-01-01T10:00:00Z "
-                "(an offset such as +02:00 is fine; none means UTC), a duration back from now "
-                "such as 15m or 1h, or nanoseconds since the epoch"
-            ) from None
-        ns = (0 if parsed is None else parsed) + fraction_ns
-    if not -_INT64_MAX <= ns <= _INT64_MAX:
-        raise _invalid(f"{name}={value!r} is out of range (years 1678 to 2261)")
-    return ns
-
-
 def parse_trace_query(params: QueryParams, *, now_ns: int | None = None) -> TraceQuery:
     """The :class:`TraceQuery` a GET /api/v1/traces query string asks for.
 
     Its ``status="ok"`` means no span failed (OpenTelemetry's ok or unset), which
     the listing reads as two store queries. Raises :class:`~pyflare_server.api._http.ApiError` (400) naming the bad parameter.
     """
-    values = _single(params, _LIST_PARAMETERS)
+    values = single(params, _LIST_PARAMETERS)
     for name in ("service", "model_id", "status", "start_time", "end_time", "min_duration"):
         if name in values and not values[name].strip():
-            raise _invalid(f"{name} must not be empty; leave it out to not filter on it")
+            raise invalid(f"{name} must not be empty; leave it out to not filter on it")
     now = time.time_ns() if now_ns is None else now_ns
     status = values.get("status")
     if status is not None and status not in _STATUSES:
-        raise _invalid(f"status must be one of {', '.join(_STATUSES)}, got {status!r}")
-    since = _instant("start_time", values["start_time"], now) if "start_time" in values else None
-    until = _instant("end_time", values["end_time"], now) if "end_time" in values else None
+        raise invalid(f"status must be one of {', '.join(_STATUSES)}, got {status!r}")
+    since = instant("start_time", values["start_time"], now) if "start_time" in values else None
+    until = instant("end_time", values["end_time"], now) if "end_time" in values else None
     if since is not None and until is not None and until < since:
-        raise _invalid(
+        raise invalid(
             f"end_time ({values['end_time']}) is before start_time ({values['start_time']})"
         )
     min_duration = None
@@ -183,7 +132,7 @@ def parse_trace_query(params: QueryParams, *, now_ns: int | None = None) -> Trac
         try:
             min_duration = parse_duration_ns(values["min_duration"], name="min_duration")
         except InvalidArgumentError as exc:
-            raise _invalid(str(exc)) from None
+            raise invalid(str(exc)) from None
     return TraceQuery(
         service=values.get("service"),
         model_id=values.get("model_id"),
@@ -192,15 +141,15 @@ def parse_trace_query(params: QueryParams, *, now_ns: int | None = None) -> Trac
         until_ns=until,
         min_duration_ns=min_duration,
         text=values.get("text") or None,
-        limit=_integer("limit", values.get("limit", str(DEFAULT_LIMIT)), 1, MAX_LIMIT),
-        offset=_integer("offset", values.get("offset", "0"), 0, _INT64_MAX),
+        limit=integer("limit", values.get("limit", str(DEFAULT_LIMIT)), 1, MAX_LIMIT),
+        offset=integer("offset", values.get("offset", "0"), 0, INT64_MAX),
     )
 
 
 def _resolve(store: SpanStore, given: str) -> str:
     """The full trace id ``given`` names: itself, or the one trace it is a prefix of."""
     if _TRACE_ID.fullmatch(given) is None:
-        raise _invalid(
+        raise invalid(
             f"trace_id must be 32 hex characters or a unique prefix of at least {MIN_PREFIX}, "
             f"got {given!r}"
         )
@@ -218,7 +167,7 @@ def _resolve(store: SpanStore, given: str) -> str:
     if not matches:
         raise ApiError(404, "not_found", f"no trace id starts with {given!r}")
     if len(matches) > 1:
-        raise _invalid(f"trace_id {given!r} is the start of more than one trace; give more of it")
+        raise invalid(f"trace_id {given!r} is the start of more than one trace; give more of it")
     return str(matches[0])
 
 
@@ -270,31 +219,6 @@ def _unknown(trace_id: str) -> ApiError:
 # -- rendering -----------------------------------------------------------------
 
 
-def _with_times(type_: pa.DataType, time_type: pa.DataType) -> pa.DataType:
-    """``type_`` with every timestamp in it (nested ones too) replaced by ``time_type``."""
-    if pa.types.is_timestamp(type_):
-        return time_type
-    if pa.types.is_list(type_):
-        return pa.list_(type_.value_field.with_type(_with_times(type_.value_type, time_type)))
-    if pa.types.is_struct(type_):
-        return pa.struct([field.with_type(_with_times(field.type, time_type)) for field in type_])
-    return type_
-
-
-def _records(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows as dicts: times as integer nanoseconds (exact), top-level maps as dicts."""
-    columns: list[list[Any]] = []
-    for column in table.columns:
-        # Through timestamp[ns] first, so a store's µs column still comes out in ns.
-        nanos = column.cast(_with_times(column.type, pa.timestamp("ns")))
-        values = nanos.cast(_with_times(column.type, pa.int64())).to_pylist()
-        if pa.types.is_map(column.type):
-            values = [None if v is None else dict(v) for v in values]
-        columns.append(values)
-    names = table.column_names
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-
-
 def _timed(record: dict[str, Any]) -> dict[str, Any]:
     """``record`` with its times as ISO 8601 plus ``*_ns`` integers, and ``duration_ms``."""
     for name in ("start_time", "end_time"):
@@ -307,14 +231,14 @@ def _timed(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _summaries(table: pa.Table) -> list[dict[str, Any]]:
-    summaries = [_timed(record) for record in _records(table)]
+    summaries = [_timed(record) for record in records(table)]
     for summary in summaries:
         summary["status"] = "error" if summary["status_code"] == "error" else "ok"
     return summaries
 
 
 def _span_dicts(table: pa.Table) -> list[dict[str, Any]]:
-    spans = [_timed(record) for record in _records(table.drop_columns(["_ingested_at"]))]
+    spans = [_timed(record) for record in records(table.drop_columns(["_ingested_at"]))]
     for span in spans:
         span["events"] = [
             {
