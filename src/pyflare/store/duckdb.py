@@ -4,9 +4,8 @@ DuckDB lets one process own a file. A second process gets
 :class:`~pyflare.errors.StoreLockedError` naming the file and the holder.
 Writes are batched Arrow inserts (never row by row) and idempotent: a span
 already stored (same trace_id, span_id) is skipped, the way ClickHouse's
-ReplacingMergeTree collapses redelivered rows. Metric points, log records and
-drift results are appended as they come; drift references are kept as history,
-the latest per model and drift type being the active one.
+ReplacingMergeTree collapses redelivered rows. Metric points and log records are
+appended as they come; the drift tables are :mod:`pyflare.store._duckdb_drift`'s.
 """
 
 from __future__ import annotations
@@ -27,7 +26,16 @@ import pyarrow.compute as pc
 from pyflare.config import store_path
 from pyflare.errors import QueryError, StoreError, StoreLockedError
 from pyflare.records import DRIFT_RESULT_SCHEMA, LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
-from pyflare.store.base import DRIFT_TYPES, MAX_SQL_ROWS, PYFLARE_TABLES, TraceQuery
+from pyflare.store._duckdb_drift import (
+    MODELS_WITH_DRIFT_SQL,
+    check_drift_type,
+    check_reference,
+    checked_results,
+    insert_reference,
+    read_reference,
+    results_query,
+)
+from pyflare.store.base import MAX_SQL_ROWS, PYFLARE_TABLES, TraceQuery
 from pyflare.store.batches import conform, first_of_each_span, shared_resource
 from pyflare.store.schema import MIGRATIONS, SCHEMA_VERSION
 from pyflare.store.tree import tree_order
@@ -91,18 +99,6 @@ def _run(
     """Execute and drain the result (DuckDB wants results finished before the next call)."""
     rows: list[Any] = con.execute(sql, params).fetchall()
     return rows
-
-
-def _reference_meta(
-    model_id: str, drift_type: str, created_ns: int, dataset_version: str | None, n_samples: int
-) -> dict[str, Any]:
-    return {
-        "model_id": model_id,
-        "drift_type": drift_type,
-        "created_at_ns": created_ns,
-        "dataset_version": dataset_version,
-        "n_samples": n_samples,
-    }
 
 
 def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
@@ -459,17 +455,10 @@ class DuckDBSpanStore:
         )
         return self._query(guarded.sql, params)
 
-    # -- drift ---------------------------------------------------------------
+    # -- drift (the tables and their SQL: pyflare.store._duckdb_drift) --------
 
     def write_drift_results(self, batch: pa.Table) -> int:
-        batch = conform(batch, DRIFT_RESULT_SCHEMA, "drift result")
-        unknown = set(pc.unique(batch.column("drift_type")).to_pylist()) - DRIFT_TYPES
-        if unknown:
-            raise StoreError(
-                f"drift results with unknown drift_type {sorted(unknown)}; "
-                f"use one of {sorted(DRIFT_TYPES)}"
-            )
-        return self._append("drift_results", batch, "drift results")
+        return self._append("drift_results", checked_results(batch), "drift results")
 
     def drift_results(
         self,
@@ -480,31 +469,13 @@ class DuckDBSpanStore:
         until_ns: int | None = None,
         limit: int = 1000,
     ) -> pa.Table:
-        if drift_type is not None and drift_type not in DRIFT_TYPES:
-            raise QueryError(f"unknown drift_type {drift_type!r}; use one of {sorted(DRIFT_TYPES)}")
-        if limit < 0:
-            raise QueryError(f"limit must not be negative, got {limit}")
-        where = ["model_id = ?"]
-        params: list[Any] = [model_id]
-        for clause, value in (
-            ("drift_type = ?", drift_type),
-            ("window_end >= make_timestamp_ns(?)", since_ns),
-            ("window_end < make_timestamp_ns(?)", until_ns),
-        ):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        sql = (
-            f"SELECT * FROM drift_results WHERE {' AND '.join(where)} "
-            "ORDER BY window_end DESC, computed_at DESC LIMIT ?"
+        sql, params = results_query(
+            model_id, drift_type=drift_type, since_ns=since_ns, until_ns=until_ns, limit=limit
         )
-        return self._query(sql, [*params, int(limit)]).cast(DRIFT_RESULT_SCHEMA)
+        return self._query(sql, params).cast(DRIFT_RESULT_SCHEMA)
 
     def models_with_drift(self) -> list[str]:
-        table = self._query(
-            "SELECT model_id FROM drift_results UNION SELECT model_id FROM drift_references "
-            "ORDER BY model_id"
-        )
+        table = self._query(MODELS_WITH_DRIFT_SQL)
         return [str(m) for m in table.column("model_id").to_pylist()]
 
     def put_drift_reference(
@@ -516,51 +487,31 @@ class DuckDBSpanStore:
         n_samples: int,
         dataset_version: str | None = None,
     ) -> dict[str, Any]:
-        if not isinstance(model_id, str) or not model_id:
-            raise StoreError(f"a drift reference needs a model id, got {model_id!r}")
-        if drift_type not in DRIFT_TYPES:
-            raise StoreError(f"unknown drift_type {drift_type!r}; use one of {sorted(DRIFT_TYPES)}")
-        if not isinstance(state, bytes | bytearray | memoryview) or not len(state):
-            raise StoreError("a drift reference needs the detector's state() bytes, got none")
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
-            raise StoreError(f"n_samples must be a count (>= 0), got {n_samples!r}")
+        check_reference(model_id, drift_type, state, n_samples)
         with self._lock:
             self._ensure_open()
             # Strictly increasing within a process, so the latest upload is the active one.
             created = max(time.time_ns(), self._last_reference_ns + 1)
-            try:
-                _run(
-                    self._con,
-                    "INSERT INTO drift_references VALUES (?, ?, make_timestamp_ns(?), ?, ?, ?)",
-                    [model_id, drift_type, created, dataset_version, n_samples, bytes(state)],
-                )
-            except duckdb.Error as exc:
-                raise StoreError(f"storing a drift reference in {self.path} failed: {exc}") from exc
+            meta = insert_reference(
+                self._con,
+                self.path,
+                model_id=model_id,
+                drift_type=drift_type,
+                state=state,
+                created_ns=created,
+                dataset_version=dataset_version,
+                n_samples=n_samples,
+            )
             self._last_reference_ns = created
-        return _reference_meta(model_id, drift_type, created, dataset_version, n_samples)
+        return meta
 
     def drift_reference(
         self, model_id: str, drift_type: str
     ) -> tuple[bytes, dict[str, Any]] | None:
-        if drift_type not in DRIFT_TYPES:
-            raise QueryError(f"unknown drift_type {drift_type!r}; use one of {sorted(DRIFT_TYPES)}")
+        check_drift_type(drift_type, QueryError)
         with self._lock:
             self._ensure_open()
-            try:
-                rows = _run(
-                    self._con,
-                    "SELECT state, epoch_ns(created_at), dataset_version, n_samples "
-                    "FROM drift_references WHERE model_id = ? AND drift_type = ? "
-                    "ORDER BY created_at DESC, rowid DESC LIMIT 1",
-                    [model_id, drift_type],
-                )
-            except duckdb.Error as exc:
-                raise QueryError(f"reading a drift reference failed: {exc}") from exc
-        if not rows:
-            return None
-        state, created, dataset_version, n_samples = rows[0]
-        meta = _reference_meta(model_id, drift_type, int(created), dataset_version, int(n_samples))
-        return bytes(state), meta
+            return read_reference(self._con, model_id, drift_type)
 
     # -- lifecycle -----------------------------------------------------------
 
