@@ -16,9 +16,9 @@ from pyflare.drift.detector import (
     FeatureDriftDetector,
     PredictionDriftConfig,
     PredictionDriftDetector,
-    WindowedDrift,
 )
 from pyflare.drift.result import DriftType
+from pyflare.drift.windows import WindowedDrift
 from pyflare.errors import DriftError
 
 S = 1_000_000_000

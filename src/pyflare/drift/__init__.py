@@ -28,8 +28,6 @@ from pyflare.drift.detector import (
     FeatureDriftDetector,
     PredictionDriftConfig,
     PredictionDriftDetector,
-    WindowedDrift,
-    WindowReport,
 )
 from pyflare.drift.embedding import centroid_cosine, compare_embeddings, mmd, mmd_linear
 from pyflare.drift.features import compare_features
@@ -46,6 +44,7 @@ from pyflare.drift.stats import (
     wasserstein,
 )
 from pyflare.drift.streams import ADWIN, DDM, PageHinkley, detect_changes
+from pyflare.drift.windows import WindowedDrift, WindowReport
 
 __all__ = [
     "ADWIN",
