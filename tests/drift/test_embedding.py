@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist, pdist
 
-from pyflare.drift import embedding
+from pyflare.drift import _kernels, embedding
 from pyflare.drift.embedding import centroid_cosine, compare_embeddings, mmd, mmd_linear
 from pyflare.drift.result import DriftType
 from pyflare.errors import DriftError, InvalidArgumentError
@@ -52,13 +52,13 @@ def test_every_permutation_statistic_matches_the_definition() -> None:
     pooled = np.concatenate([x, y])
     centred = (pooled - pooled.mean(axis=0)).astype(np.float32)
     sigma = 2.0
-    kernel = embedding._rbf_kernel_matrix(centred, sigma)
+    kernel = _kernels.rbf_kernel_matrix(centred, sigma)
     kernel -= np.float32(0.4)  # any constant: MMD² doesn't see it
     np.fill_diagonal(kernel, 0.0)
-    labels = embedding._random_labels(np.random.default_rng(0), 7, len(pooled), len(x))
+    labels = _kernels.random_labels(np.random.default_rng(0), 7, len(pooled), len(x))
     assert (labels.sum(axis=1) == len(x)).all()
 
-    batch = embedding._mmd2_batch(
+    batch = _kernels.mmd2_batch(
         kernel,
         kernel.sum(axis=1, dtype=np.float64),
         float(kernel.sum(dtype=np.float64)),

@@ -37,6 +37,22 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from pyflare.drift._kernels import (
+    BANDWIDTH_ROWS,
+    F32,
+    PCA_ROWS,
+    Projection,
+    check_threshold,
+    fit_projection,
+    median_bandwidth,
+    mmd2_batch,
+    pooled_sample,
+    project,
+    random_labels,
+    rbf_kernel_matrix,
+    rbf_rows,
+    take_pooled,
+)
 from pyflare.drift.result import (
     DriftReport,
     DriftType,
@@ -48,8 +64,6 @@ from pyflare.errors import DriftError, InvalidArgumentError
 
 __all__ = ["centroid_cosine", "compare_embeddings", "mmd", "mmd_linear"]
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
 
 #: Pooled rows up to which ``compare_embeddings(method="auto")`` runs the
 #: permutation test (kernel matrix ≤ 400 MB); above, the linear-time test.
@@ -57,18 +71,11 @@ AUTO_PERMUTATION_MAX_ROWS: Final = 10_000
 #: Pooled rows above which :func:`mmd` refuses (kernel matrix 1.6 GB).
 MMD_MAX_ROWS: Final = 20_000
 
-_BANDWIDTH_ROWS: Final = 1000  # pooled rows behind the median heuristic
-_PCA_ROWS: Final = 10_000  # pooled rows a PCA projection is fitted on
 _PERMUTATION_BATCH: Final = 256  # permutations scored per matrix product
 _LINEAR_CHUNK: Final = 16_384  # pairs per chunk in mmd_linear
 _MIN_LINEAR_PAIRS: Final = 10
 _TIE_TOLERANCE: Final = 1e-9
 _MAX_MAGNITUDE: Final = 1e15  # squared and summed over dims, still finite in float32
-# exp() below this underflows into float32 subnormals, which make BLAS crawl;
-# exp(-80) ≈ 2e-35 is a normal float32 and as good as zero next to 1.
-_MIN_EXPONENT: Final = -80.0
-
-Projection = int | str | None
 
 
 def centroid_cosine(
@@ -81,7 +88,7 @@ def centroid_cosine(
     :func:`~pyflare.drift.result.distance_score` (0.5 at the threshold).
     A mean vector of zero length has no direction: :class:`DriftError`.
     """
-    _check_threshold(threshold, "threshold")
+    check_threshold(threshold, "threshold")
     ref, cur = _pair(reference, current, min_rows=1)
     mu_ref = ref.mean(axis=0, dtype=np.float64)
     mu_cur = cur.mean(axis=0, dtype=np.float64)
@@ -141,12 +148,12 @@ def mmd(
             f"{m} + {k} rows; the limit is {MMD_MAX_ROWS} rows in all. Subsample, or use "
             "mmd_linear() (linear time and memory)"
         )
-    pooled, proj_details = _project(np.concatenate([ref, cur]), projection, seed)
+    pooled, proj_details = project(np.concatenate([ref, cur]), projection, seed)
     pooled = pooled - pooled.mean(axis=0, dtype=np.float64)  # float32 distances lose less
     pooled32 = np.ascontiguousarray(pooled, dtype=np.float32)
-    sigma, median = _bandwidth(pooled32, bandwidth, np.random.default_rng([seed, 1]))
+    sigma, median = median_bandwidth(pooled32, bandwidth, np.random.default_rng([seed, 1]))
 
-    kernel = _rbf_kernel_matrix(pooled32, sigma)
+    kernel = rbf_kernel_matrix(pooled32, sigma)
     # MMD² weighs every off-diagonal entry with weights that sum to zero, so a
     # constant can come off them all: taking the kernel at the median distance
     # leaves entries near zero, where float32 keeps more relative precision.
@@ -161,11 +168,11 @@ def mmd(
     done = 0
     while done < permutations + 1:
         size = min(_PERMUTATION_BATCH, permutations + 1 - done)
-        labels = _random_labels(rng, size, n, m)
+        labels = random_labels(rng, size, n, m)
         if done == 0:
             labels[0, :m] = 1.0  # row 0: the observed split, scored the same way
             labels[0, m:] = 0.0
-        null[done : done + size] = _mmd2_batch(kernel, row_sums, total, labels, m)
+        null[done : done + size] = mmd2_batch(kernel, row_sums, total, labels, m)
         done += size
     observed, permuted = null[0], null[1:]
     # Exact ties come from degenerate data (repeated rows) and must count as
@@ -207,11 +214,11 @@ def mmd_linear(
     rng = np.random.default_rng([seed, 3])
     ref_rows = rng.permutation(m)[: 2 * pairs]
     cur_rows = rng.permutation(k)[: 2 * pairs]
-    fit_rows = _pooled_sample(m, k, _PCA_ROWS, np.random.default_rng([seed, 4]))
-    transform, proj_details = _fit_projection(ref, cur, fit_rows, projection, seed)
-    band_rows = _pooled_sample(m, k, _BANDWIDTH_ROWS, np.random.default_rng([seed, 1]))
-    band_points = transform(_take_pooled(ref, cur, band_rows))
-    sigma, _ = _bandwidth(band_points, bandwidth, None)
+    fit_rows = pooled_sample(m, k, PCA_ROWS, np.random.default_rng([seed, 4]))
+    transform, proj_details = fit_projection(ref, cur, fit_rows, projection, seed)
+    band_rows = pooled_sample(m, k, BANDWIDTH_ROWS, np.random.default_rng([seed, 1]))
+    band_points = transform(take_pooled(ref, cur, band_rows))
+    sigma, _ = median_bandwidth(band_points, bandwidth, None)
 
     scale = -1.0 / (2.0 * sigma * sigma)
     h = np.empty(pairs, dtype=np.float64)
@@ -222,10 +229,10 @@ def mmd_linear(
         y1 = transform(cur[cur_rows[2 * start : 2 * stop : 2]])
         y2 = transform(cur[cur_rows[2 * start + 1 : 2 * stop : 2]])
         h[start:stop] = (
-            _rbf_rows(x1, x2, scale)
-            + _rbf_rows(y1, y2, scale)
-            - _rbf_rows(x1, y2, scale)
-            - _rbf_rows(x2, y1, scale)
+            rbf_rows(x1, x2, scale)
+            + rbf_rows(y1, y2, scale)
+            - rbf_rows(x1, y2, scale)
+            - rbf_rows(x2, y1, scale)
         )
     statistic = float(h.mean())
     sd = float(h.std(ddof=1))
@@ -399,195 +406,3 @@ def _check_alpha(alpha: float) -> None:
 def _check_seed(seed: int) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
-
-
-def _check_threshold(value: float, name: str) -> None:
-    if not (isinstance(value, float | int) and math.isfinite(value) and value > 0.0):
-        raise InvalidArgumentError(f"{name} must be a positive number, got {value!r}")
-
-
-# -- projection ------------------------------------------------------------------------------
-
-
-def _parse_projection(projection: Projection, dims: int) -> tuple[str, int] | None:
-    if projection is None:
-        return None
-    kind, target = "random", projection
-    if isinstance(projection, str):
-        prefix, _, number = projection.partition(":")
-        if prefix != "pca" or not number.isdigit():
-            raise InvalidArgumentError(
-                f"projection must be an int (random projection) or 'pca:N', got {projection!r}"
-            )
-        kind, target = "pca", int(number)
-    if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target < dims:
-        raise InvalidArgumentError(
-            f"projection must reduce the {dims} dimensions to between 1 and {dims - 1}, "
-            f"got {projection!r}"
-        )
-    return kind, target
-
-
-def _project(
-    pooled: npt.NDArray[Any], projection: Projection, seed: int
-) -> tuple[npt.NDArray[Any], dict[str, Any]]:
-    rows = _pooled_sample(len(pooled), 0, _PCA_ROWS, np.random.default_rng([seed, 4]))
-    transform, details = _fit_projection(pooled, pooled[:0], rows, projection, seed)
-    return transform(pooled), details
-
-
-def _fit_projection(
-    ref: npt.NDArray[Any],
-    cur: npt.NDArray[Any],
-    fit_rows: npt.NDArray[np.intp],
-    projection: Projection,
-    seed: int,
-) -> tuple[Any, dict[str, Any]]:
-    """A function mapping rows to float32 rows of the projected space, and its details."""
-    dims = ref.shape[1]
-    parsed = _parse_projection(projection, dims)
-    if parsed is None:
-
-        def identity(rows: npt.NDArray[Any]) -> F32:
-            return np.asarray(rows, dtype=np.float32)
-
-        return identity, {}
-    kind, target = parsed
-    if kind == "random":
-        rng = np.random.default_rng([seed, 5])
-        matrix: F32 = (rng.standard_normal((dims, target)) / math.sqrt(target)).astype(np.float32)
-        details: dict[str, Any] = {"projection": f"random:{target}", "input_dims": dims}
-        center: F32 = np.zeros(dims, dtype=np.float32)
-    else:
-        sample = _take_pooled(ref, cur, fit_rows).astype(np.float64)
-        mean = sample.mean(axis=0)
-        sample -= mean
-        # The covariance is symmetric positive semi-definite: its SVD is its
-        # eigendecomposition, with the variances already sorted.
-        _, variances, vt = np.linalg.svd(sample.T @ sample, hermitian=True)
-        matrix = np.ascontiguousarray(vt[:target].T).astype(np.float32)
-        total = float(variances.sum())
-        kept = float(variances[:target].sum() / total) if total > 0.0 else 1.0
-        details = {"projection": f"pca:{target}", "input_dims": dims, "explained_variance": kept}
-        center = mean.astype(np.float32)
-
-    def project(rows: npt.NDArray[Any]) -> F32:
-        return ((np.asarray(rows, dtype=np.float32) - center) @ matrix).astype(
-            np.float32, copy=False
-        )
-
-    return project, details
-
-
-def _pooled_sample(m: int, k: int, size: int, rng: np.random.Generator) -> npt.NDArray[np.intp]:
-    """Indices into the pooled rows ``[ref; cur]``: all of them, or ``size`` drawn at random."""
-    n = m + k
-    if n <= size:
-        return np.arange(n)
-    return np.sort(rng.choice(n, size=size, replace=False))
-
-
-def _take_pooled(
-    ref: npt.NDArray[Any], cur: npt.NDArray[Any], rows: npt.NDArray[np.intp]
-) -> npt.NDArray[Any]:
-    m = len(ref)
-    return np.concatenate([ref[rows[rows < m]], cur[rows[rows >= m] - m]])
-
-
-# -- kernel ----------------------------------------------------------------------------------
-
-
-def _bandwidth(
-    points: F32, bandwidth: float | None, rng: np.random.Generator | None
-) -> tuple[float, float]:
-    """``(sigma, median pairwise distance)`` over (a sample of) ``points``."""
-    if bandwidth is not None:
-        _check_threshold(bandwidth, "bandwidth")
-    if rng is not None and len(points) > _BANDWIDTH_ROWS:
-        points = points[np.sort(rng.choice(len(points), size=_BANDWIDTH_ROWS, replace=False))]
-    points = points - points.mean(axis=0)  # float32 distances lose less
-    n = len(points)
-    # The median over all ordered pairs i != j is the median over unordered ones
-    # (each distance appears twice); the diagonal, set below every distance, is
-    # skipped by position instead of copied out.
-    squared = _squared_distances(points).ravel()
-    squared[:: n + 1] = -1.0
-    middle = n + n * (n - 1) // 2
-    low, high = np.partition(squared, (middle - 1, middle))[middle - 1 : middle + 1]
-    median = (math.sqrt(max(float(low), 0.0)) + math.sqrt(max(float(high), 0.0))) / 2.0
-    if median == 0.0:
-        # More than half the pairs are duplicates: fall back to the typical
-        # non-zero distance so the kernel still separates the rows that differ.
-        positive = squared[squared > 0.0]
-        if positive.size == 0:
-            raise DriftError(
-                "every embedding (reference and current) is the same vector; there is no "
-                "spread to measure a distribution shift against"
-            )
-        median = float(np.median(np.sqrt(positive.astype(np.float64))))
-    sigma = float(bandwidth) if bandwidth is not None else median
-    return sigma, median
-
-
-def _squared_distances(points: F32) -> F32:
-    """``‖pᵢ - pⱼ‖²`` for all pairs, float32, clipped at 0 (cancellation)."""
-    sq = np.einsum("ij,ij->i", points, points)
-    gram = points @ points.T  # numpy hands A @ A.T to BLAS syrk
-    gram *= -2.0
-    gram += sq[:, None]
-    gram += sq[None, :]
-    np.maximum(gram, 0.0, out=gram)
-    return gram
-
-
-def _rbf_kernel_matrix(points: F32, sigma: float) -> F32:
-    # The exponent -d²/(2sigma²) built in place, in as few passes over n² as possible.
-    scale = -1.0 / (2.0 * sigma * sigma)
-    sq = np.einsum("ij,ij->i", points, points) * np.float32(scale)
-    kernel = points @ points.T  # numpy hands A @ A.T to BLAS syrk
-    kernel *= np.float32(-2.0 * scale)
-    kernel += sq[:, None]
-    kernel += sq[None, :]
-    np.clip(kernel, np.float32(_MIN_EXPONENT), np.float32(0.0), out=kernel)
-    np.exp(kernel, out=kernel)
-    return kernel
-
-
-def _rbf_rows(a: F32, b: F32, scale: float) -> F64:
-    diff = a - b
-    exponent = np.einsum("ij,ij->i", diff, diff).astype(np.float64) * scale
-    kernel: F64 = np.exp(np.maximum(exponent, _MIN_EXPONENT))
-    return kernel
-
-
-# -- permutation test ------------------------------------------------------------------------
-
-
-def _mmd2(s_xx: F64 | float, s_yy: F64 | float, s_xy: F64 | float, m: int, k: int) -> Any:
-    """Unbiased MMD² from the sums of off-diagonal kernel entries within and across samples."""
-    return s_xx / (m * (m - 1)) + s_yy / (k * (k - 1)) - 2.0 * s_xy / (m * k)
-
-
-def _random_labels(rng: np.random.Generator, size: int, n: int, m: int) -> F32:
-    """``size`` rows of ``n`` 0/1 labels, each with exactly ``m`` ones at random places."""
-    keys = rng.random((size, n), dtype=np.float32)
-    first = np.argpartition(keys, m - 1, axis=1)[:, :m]
-    labels = np.zeros((size, n), dtype=np.float32)
-    np.put_along_axis(labels, first, np.float32(1.0), axis=1)
-    return labels
-
-
-def _mmd2_batch(kernel: F32, row_sums: F64, total: float, labels: F32, m: int) -> F64:
-    """Unbiased MMD² for each row of 0/1 ``labels`` (1 = reference), all in one product.
-
-    With ``a`` the labels and ``K`` the kernel with a zero diagonal:
-    ``S_xx = aᵀKa``, ``S_xy = aᵀK1 - S_xx`` and ``S_yy = 1ᵀK1 - 2aᵀK1 + S_xx``,
-    so one ``(P x n)·(n x n)`` product gives every permutation's statistic.
-    """
-    k = len(kernel) - m
-    s_xx = np.einsum("ij,ij->i", labels @ kernel, labels, dtype=np.float64)
-    a_sums = labels.astype(np.float64) @ row_sums
-    s_xy = a_sums - s_xx
-    s_yy = total - 2.0 * a_sums + s_xx
-    result: F64 = _mmd2(s_xx, s_yy, s_xy, m, k)
-    return result
