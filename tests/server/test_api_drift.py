@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -663,3 +664,24 @@ def test_a_failing_store_is_503_json(
     store.close()
     response = client.request(method, url, json={"features": {"x": [1.0]}})
     assert "closed" in error(response, 503, "unavailable")
+
+
+def test_gzip_uploads_are_read_and_bombs_refused(client: TestClient) -> None:
+    url = f"/api/v1/drift/{MODEL}/reference"
+    body = orjson.dumps({"features": {"x": [float(i % 7) for i in range(500)]}})
+    response = client.post(
+        url,
+        content=gzip.compress(body),
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["n_samples"] == 500
+    bomb = gzip.compress(b" " * (MAX_BODY_BYTES + 1024))
+    response = client.post(
+        url, content=bomb, headers={"content-type": "application/json", "content-encoding": "gzip"}
+    )
+    assert f"larger than {MAX_BODY_BYTES} bytes" in error(response, 413, "payload_too_large")
+    response = client.post(
+        url, content=body, headers={"content-type": "application/json", "content-encoding": "br"}
+    )
+    assert "unsupported Content-Encoding 'br'" in error(response, 415, "unsupported_media_type")

@@ -13,7 +13,6 @@ a string is never read as a number.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -24,6 +23,7 @@ import orjson
 from pyflare.errors import DriftError
 from pyflare_server.api._http import ApiError
 from pyflare_server.api._params import invalid
+from pyflare_server.bodies import BodyError, read_body
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -72,6 +72,13 @@ class DriftUpload:
     config: dict[str, Any]
 
 
+_BODY_CODES = {
+    408: "request_timeout",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
 async def read_json(request: Request) -> Any:
     """The request body as JSON: within MAX_BODY_BYTES (413) and BODY_TIMEOUT_S (408)."""
     content_type = request.headers.get("content-type", "application/json")
@@ -79,27 +86,14 @@ async def read_json(request: Request) -> Any:
         raise ApiError(
             415, "unsupported_media_type", f"send application/json, not {content_type!r}"
         )
-    too_large = ApiError(
-        413, "payload_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes"
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    parts: list[bytes] = []
-    size = 0
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise too_large
-                parts.append(chunk)
-    except TimeoutError:
+        body = await read_body(request, max_bytes=MAX_BODY_BYTES, timeout_s=BODY_TIMEOUT_S)
+    except BodyError as exc:
         raise ApiError(
-            408, "request_timeout", f"the body did not arrive within {BODY_TIMEOUT_S:g} s"
+            exc.status, _BODY_CODES.get(exc.status, "invalid_argument"), exc.message
         ) from None
     try:
-        return orjson.loads(b"".join(parts))
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise invalid(f"the body is not valid JSON: {exc}") from None
 

@@ -24,9 +24,7 @@ batch.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -36,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pyflare.errors import PyFlareError
+from pyflare_server.bodies import BodyError, read_body
 from pyflare_server.pipeline.queue import QueueFull
 from pyflare_server.receiver.common import error_body, export_response
 from pyflare_server.receiver.decode import Decoded, DecodeError, Encoding, Signal
@@ -86,77 +85,6 @@ def _encoding_of(request: Request) -> Encoding:
     return encoding
 
 
-def _decompressor(request: Request) -> zlib._Decompress | None:
-    coding = request.headers.get("content-encoding", "").strip().lower()
-    if coding in ("", "identity"):
-        return None
-    if coding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    if coding == "deflate":
-        return zlib.decompressobj()
-    raise _Rejected(
-        415,
-        code_pb2.INVALID_ARGUMENT,
-        f"unsupported Content-Encoding {coding!r}: send gzip, deflate or no encoding",
-    )
-
-
-def _too_large(limits: HttpLimits) -> _Rejected:
-    return _Rejected(
-        413,
-        code_pb2.INVALID_ARGUMENT,
-        f"request body exceeds the limit of {limits.max_body_bytes} bytes after "
-        "decompression; send smaller batches",
-    )
-
-
-async def _read_body(request: Request, limits: HttpLimits) -> bytes:
-    """The request's body, decompressed, within the size limit and the deadline."""
-    limit = limits.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limits)  # compressed size is already past the limit
-    decompressor = _decompressor(request)
-    parts: list[bytes] = []
-    size = 0  # bytes of body, after decompression
-    raw = 0  # bytes received
-    try:
-        async with asyncio.timeout(limits.read_timeout_s):
-            async for chunk in request.stream():
-                raw += len(chunk)
-                if decompressor is None:
-                    size += len(chunk)
-                    if size > limit:
-                        raise _too_large(limits)
-                    parts.append(chunk)
-                    continue
-                data = chunk
-                while data:
-                    # Inflate at most what still fits, plus one byte to see it overflow.
-                    try:
-                        out = decompressor.decompress(data, limit - size + 1)
-                    except zlib.error as exc:
-                        raise _Rejected(
-                            400, code_pb2.INVALID_ARGUMENT, f"the body is not valid gzip: {exc}"
-                        ) from None
-                    size += len(out)
-                    if size > limit:
-                        raise _too_large(limits)
-                    parts.append(out)
-                    data = decompressor.unconsumed_tail
-                    if decompressor.eof:
-                        break
-    except TimeoutError:
-        raise _Rejected(
-            408,
-            code_pb2.DEADLINE_EXCEEDED,
-            f"the request body did not arrive within {limits.read_timeout_s:g} s",
-        ) from None
-    if decompressor is not None and raw and not decompressor.eof:
-        raise _Rejected(400, code_pb2.INVALID_ARGUMENT, "the compressed body is truncated")
-    return b"".join(parts)
-
-
 Decode = Callable[[Signal, bytes, Encoding], Awaitable[Decoded]]
 Submit = Callable[[Decoded], Awaitable[object]]
 
@@ -192,7 +120,15 @@ def otlp_routes(
         encoding = Encoding.PROTOBUF
         try:
             encoding = _encoding_of(request)
-            body = await _read_body(request, limits)
+            try:
+                body = await read_body(
+                    request, max_bytes=limits.max_body_bytes, timeout_s=limits.read_timeout_s
+                )
+            except BodyError as exc:
+                grpc_code = (
+                    code_pb2.DEADLINE_EXCEEDED if exc.status == 408 else code_pb2.INVALID_ARGUMENT
+                )
+                raise _Rejected(exc.status, grpc_code, exc.message) from None
             try:
                 decoded = await decode(signal, body, encoding)
             except DecodeError as exc:
