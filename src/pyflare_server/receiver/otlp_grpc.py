@@ -58,31 +58,33 @@ def _handler(
     submit: Submit,
     on_request: Callable[[Signal, str], None] | None,
 ) -> Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[bytes]]:
+    def record(outcome: str) -> None:
+        # Counted before the answer goes out: a client that reads the metrics
+        # right after its call must find the call there.
+        if on_request is not None:
+            on_request(signal, outcome)
+
     async def export(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        outcome = "OK"
         try:
-            try:
-                decoded = await decode(signal, request, Encoding.PROTOBUF)
-            except DecodeError as exc:
-                outcome = "INVALID_ARGUMENT"
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            try:
-                await submit(decoded)
-            except QueueFull as exc:
-                outcome = "UNAVAILABLE"
-                await _abort_unavailable(
-                    context, "PyFlare's ingest queue is full; retry later", exc.retry_after_s
-                )
-            except PyFlareError as exc:
-                outcome = "UNAVAILABLE"
-                logger.warning("OTLP/gRPC %s request failed: %s", signal.value, exc)
-                await _abort_unavailable(
-                    context, f"PyFlare could not store the batch ({exc}); retry later", 1.0
-                )
-            return export_response(decoded, Encoding.PROTOBUF)
-        finally:
-            if on_request is not None:
-                on_request(signal, outcome)
+            decoded = await decode(signal, request, Encoding.PROTOBUF)
+        except DecodeError as exc:
+            record("INVALID_ARGUMENT")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            await submit(decoded)
+        except QueueFull as exc:
+            record("UNAVAILABLE")
+            await _abort_unavailable(
+                context, "PyFlare's ingest queue is full; retry later", exc.retry_after_s
+            )
+        except PyFlareError as exc:
+            record("UNAVAILABLE")
+            logger.warning("OTLP/gRPC %s request failed: %s", signal.value, exc)
+            await _abort_unavailable(
+                context, f"PyFlare could not store the batch ({exc}); retry later", 1.0
+            )
+        record("OK")
+        return export_response(decoded, Encoding.PROTOBUF)
 
     return export
 
