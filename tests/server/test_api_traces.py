@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace import Event
+from opentelemetry.trace import SpanKind, StatusCode
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.testclient import TestClient
 
 import pyflare
+from _readable_spans import MS, T0
+from _readable_spans import make_span as readable_span
 from pyflare.records import from_readable_spans
 from pyflare.store.duckdb import DuckDBSpanStore
 from pyflare.testing import capture_spans
@@ -22,39 +24,12 @@ from pyflare_server import api
 from pyflare_server.api._http import ApiError
 from pyflare_server.api.traces import parse_trace_query
 
-T0 = 1_767_225_600_000_000_123  # 2026-01-01T00:00:00.000000123Z
-MS = 1_000_000
 S = 1_000_000_000
 FRAUD = 0xFEED << 112 | 3  # a trace id with its own prefix
 
 
-def make_span(
-    trace: int,
-    span: int,
-    *,
-    parent: int | None = None,
-    name: str = "op",
-    start: int = T0,
-    duration: int = MS,
-    service: str = "svc",
-    status: StatusCode = StatusCode.UNSET,
-    message: str | None = None,
-    kind: SpanKind = SpanKind.INTERNAL,
-    attributes: Mapping[str, Any] | None = None,
-    events: Sequence[Event] = (),
-) -> ReadableSpan:
-    return ReadableSpan(
-        name=name,
-        context=SpanContext(trace, span, is_remote=False),
-        parent=None if parent is None else SpanContext(trace, parent, is_remote=False),
-        resource=Resource({"service.name": service, "deployment.environment.name": "test"}),
-        attributes=dict(attributes or {}),
-        events=list(events),
-        kind=kind,
-        status=Status(status, message),
-        start_time=start,
-        end_time=start + duration,
-    )
+# Every span of these tests has the same environment in its resource.
+make_span = functools.partial(readable_span, resource={"deployment.environment.name": "test"})
 
 
 def tid(trace: int) -> str:
