@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from pyflare.errors import PyFlareError
 from pyflare.store.base import SpanStore
 from pyflare_server.app import ServerCore
-from pyflare_server.settings import ServerSettings
+from pyflare_server.settings import ServerSettings, split_endpoint
 
 __all__ = ["Listeners", "run_server", "serve"]
 
@@ -53,13 +53,8 @@ class Listeners:
     api: str
 
 
-def _split(endpoint: str) -> tuple[str, int]:
-    host, _, port = endpoint.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
 def _uvicorn(app: Starlette, endpoint: str, settings: ServerSettings) -> _Uvicorn:
-    host, port = _split(endpoint)
+    host, port = split_endpoint(endpoint)
     config = uvicorn.Config(
         app,
         host=host,
@@ -118,7 +113,7 @@ async def serve(
             await _wait_started(tasks, (http_server, api_server))
             listeners = Listeners(
                 otlp_http=_address(http_socket),
-                otlp_grpc=f"{_split(settings.otlp_grpc_endpoint)[0]}:{grpc_port}",
+                otlp_grpc=f"{split_endpoint(settings.otlp_grpc_endpoint)[0]}:{grpc_port}",
                 api=_address(api_socket),
             )
             logger.info(
@@ -163,7 +158,7 @@ async def _wait_started(tasks: list[asyncio.Task[None]], servers: tuple[_Uvicorn
 
 def _bind(endpoint: str, what: str, flag: str) -> socket.socket:
     """A listening socket for ``endpoint``, or a clear error naming the flag to change."""
-    host, port = _split(endpoint)
+    host, port = split_endpoint(endpoint)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
