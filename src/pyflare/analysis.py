@@ -30,8 +30,9 @@ def open_local_store(store: str | None = None) -> tuple[SpanStore, bool]:
     """
     from pathlib import Path
 
+    from pyflare.store import open_store
     from pyflare.store.duckdb import parse_store_url
-    from pyflare.tracing.setup import current_pipeline, flush, open_store
+    from pyflare.tracing.setup import current_pipeline, flush
 
     store = _store_argument(store)
     pipeline = current_pipeline()

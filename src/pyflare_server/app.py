@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pyflare._version import __version__
+from pyflare.store import open_store
 from pyflare.store.base import SpanStore
 from pyflare_server import api
 from pyflare_server.pipeline.drift import drift_processor
@@ -39,18 +40,11 @@ from pyflare_server.receiver.workers import DecodePool
 from pyflare_server.settings import ServerSettings
 from pyflare_server.telemetry import ServerTelemetry
 
-__all__ = ["ServerCore", "create_app", "open_store"]
+__all__ = ["ServerCore", "create_app"]
 
 logger = logging.getLogger(__name__)
 
 _MIB = 1024 * 1024
-
-
-def open_store(url: str) -> SpanStore:
-    """The span store a URL names (``duckdb:///path``; ClickHouse comes with the scaled mode)."""
-    from pyflare.store.duckdb import DuckDBSpanStore, parse_store_url
-
-    return DuckDBSpanStore(parse_store_url(url))
 
 
 class ServerCore:

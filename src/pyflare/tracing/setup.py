@@ -37,6 +37,7 @@ from pyflare._version import __version__
 from pyflare.config import Settings, load_settings
 from pyflare.errors import ConfigError
 from pyflare.exporters.masking import PREVIEW_MARGIN
+from pyflare.store import open_store
 from pyflare.tracing import threads
 from pyflare.tracing.context import context_tags
 
@@ -241,13 +242,6 @@ def _build_pipeline(settings: Settings, masker: PIIMasker | None) -> Pipeline:
         # init; failures are logged and retried, never raised into the host.
         local.open()
     return pipeline
-
-
-def open_store(url: str, *, read_only: bool = False) -> SpanStore:
-    """Open the store a ``duckdb:///`` URL names."""
-    from pyflare.store.duckdb import DuckDBSpanStore, parse_store_url
-
-    return DuckDBSpanStore(parse_store_url(url), read_only=read_only)
 
 
 def init(
