@@ -62,7 +62,8 @@ def test_feature_detector_finds_a_planted_shift_and_not_a_resample() -> None:
 
 
 def test_rows_and_data_frames_are_windows_too() -> None:
-    pd = pytest.importorskip("pandas")
+    import pandas as pd  # a dependency: never skipped
+
     rng = np.random.default_rng(1)
     detector = FeatureDriftDetector(FeatureDriftConfig(min_sample_size=10))
     detector.set_reference(pd.DataFrame(_frame(rng, 500)))
