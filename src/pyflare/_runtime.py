@@ -32,6 +32,7 @@ class State:
     """What the hot path needs, resolved once by init()."""
 
     __slots__ = (
+        "budget_observer",
         "capture_inputs",
         "capture_outputs",
         "clock",
@@ -50,6 +51,8 @@ class State:
         self.preview_margin = 0
         self.clock: Callable[[], int] = time.time_ns
         self.pipeline: Any = None
+        # Set by pyflare.budget(): sees every finished span (cost budgets).
+        self.budget_observer: Callable[[Any], None] | None = None
 
 
 STATE = State()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = [
+    "COST_SCHEMA",
     "DRIFT_RESULT_SCHEMA",
     "LOG_SCHEMA",
     "METRIC_SCHEMA",
@@ -165,6 +166,43 @@ DRIFT_RESULT_SCHEMA = pa.schema(
         pa.field("n_reference", pa.int64()),
         pa.field("n_current", pa.int64()),
         pa.field("details", pa.string()),
+    ]
+)
+
+# One row per LLM or embedding call with a model (the costs table, the spec's
+# CostResult plus span_id, which makes rewriting a span idempotent). Token counts
+# are null when unknown; the cost columns are null when the model is unpriced
+# (never 0 for an unknown model). price_source says where the price came from:
+# 'span' (the span carried pyflare.cost.micros), 'user' (a price from the user's
+# YAML), 'genai-prices' (the built-in catalogue), or null when unpriced.
+# tokens_estimated is true when the tokens were counted or estimated by PyFlare
+# rather than reported by the provider.
+COST_SCHEMA = pa.schema(
+    [
+        pa.field("trace_id", pa.string(), nullable=False),
+        pa.field("span_id", pa.string(), nullable=False),
+        pa.field("timestamp", pa.timestamp("ns"), nullable=False),
+        pa.field("service_name", pa.string(), nullable=False),
+        pa.field("model_id", pa.string(), nullable=False),
+        pa.field("model_version", pa.string()),
+        pa.field("provider", pa.string()),
+        pa.field("price_model", pa.string()),
+        pa.field("price_source", pa.string()),
+        pa.field("input_tokens", pa.int64()),
+        pa.field("output_tokens", pa.int64()),
+        pa.field("total_tokens", pa.int64()),
+        pa.field("cached_input_tokens", pa.int64()),
+        pa.field("reasoning_tokens", pa.int64()),
+        pa.field("tokens_estimated", pa.bool_(), nullable=False),
+        pa.field("input_cost_micros", pa.int64()),
+        pa.field("output_cost_micros", pa.int64()),
+        pa.field("total_cost_micros", pa.int64()),
+        pa.field("user_id", pa.string()),
+        pa.field("session_id", pa.string()),
+        pa.field("feature_id", pa.string()),
+        pa.field("team", pa.string()),
+        pa.field("environment", pa.string()),
+        pa.field("dimensions", _STR_MAP, nullable=False),
     ]
 )
 

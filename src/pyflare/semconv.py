@@ -21,6 +21,12 @@ INPUT_TOKENS: Final = "pyflare.usage.input_tokens"
 OUTPUT_TOKENS: Final = "pyflare.usage.output_tokens"
 TOTAL_TOKENS: Final = "pyflare.usage.total_tokens"
 COST_MICROS: Final = "pyflare.cost.micros"
+# Set on a model call PyFlare could not price ("true"): its cost is NULL, never 0.
+COST_UNPRICED: Final = "pyflare.cost.unpriced"
+# Set when PyFlare counted or estimated the tokens instead of the provider ("true").
+TOKENS_ESTIMATED: Final = "pyflare.tokens.estimated"
+CACHED_INPUT_TOKENS: Final = "pyflare.usage.cached_input_tokens"
+REASONING_TOKENS: Final = "pyflare.usage.reasoning_tokens"
 PROVIDER: Final = "pyflare.provider"
 FEATURE_ID: Final = "pyflare.feature_id"
 TEAM: Final = "pyflare.team"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -123,6 +123,12 @@ class PyFlareSpanProcessor(SpanProcessor):
             span.set_attributes({k: v for k, v in tags.items() if k not in existing})
 
     def on_end(self, span: ReadableSpan) -> None:
+        observer = STATE.budget_observer
+        if observer is not None:
+            try:
+                observer(span)
+            except Exception:  # a budget callback never breaks the host
+                logger.exception("PyFlare's budget check failed on span %r", span.name)
         pipeline = self.pipeline
         if pipeline is not None:
             pipeline.processor.on_end(span)
@@ -257,6 +263,7 @@ def init(
     environment: str | None = None,
     resource_attributes: Mapping[str, str] | None = None,
     tracer_provider: TracerProvider | None = None,
+    instrument: str | Sequence[str] | None = None,
     **settings: Any,
 ) -> trace.TracerProvider:
     """Start recording spans; returns the OpenTelemetry ``TracerProvider`` in use.
@@ -270,6 +277,10 @@ def init(
     replacing it: every OTel instrumentation then reports to the same place, and
     that provider's resource and sampler stay in charge. Otherwise PyFlare
     creates the provider and makes it the global one.
+
+    ``instrument`` turns on PyFlare's instrumentors: a library name
+    (``"openai"``), a list of names, or ``"auto"`` for every supported library
+    that is importable (see :func:`pyflare.instrument`).
 
     Calling ``init`` again reconfigures PyFlare: the previous pipeline is
     flushed and closed. Every argument can also be set by a ``PYFLARE_*``
@@ -318,6 +329,10 @@ def init(
         if not _atexit_registered:
             atexit.register(shutdown)
             _atexit_registered = True
+    if instrument is not None:
+        from pyflare.instrumentation import instrument as _instrument
+
+        _instrument(instrument)
     where = resolved.local_store or resolved.traces_endpoint
     logger.info("PyFlare is recording service %r to %s", resolved.service_name, where)
     return provider
