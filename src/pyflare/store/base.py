@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
+    "COST_BREAKDOWNS",
+    "COST_DIMENSIONS",
+    "COST_PERIODS",
     "DRIFT_TYPES",
     "MAX_SQL_ROWS",
     "PYFLARE_TABLES",
@@ -25,10 +28,35 @@ __all__ = [
 #: Tables and views a user may query with :meth:`SpanStore.sql`. The drift
 #: references are not among them: their rows are detector state (binary), read
 #: with :meth:`SpanStore.drift_reference`.
-PYFLARE_TABLES: frozenset[str] = frozenset({"traces", "metrics", "logs", "drift_results"})
+PYFLARE_TABLES: frozenset[str] = frozenset(
+    {"traces", "metrics", "logs", "drift_results", "costs", "costs_hourly"}
+)
 MAX_SQL_ROWS = 10_000
 #: The drift types a store keeps results and references for (``pyflare.drift.DriftType``).
 DRIFT_TYPES: frozenset[str] = frozenset({"feature", "embedding", "concept", "prediction"})
+
+#: The cost row columns a cost summary groups and filters by.
+COST_DIMENSIONS: tuple[str, ...] = (
+    "model_id",
+    "user_id",
+    "feature_id",
+    "team",
+    "environment",
+    "provider",
+    "service_name",
+)
+#: The periods a cost summary groups by: UTC hours and days of the call's start.
+COST_PERIODS: tuple[str, ...] = ("hour", "day")
+#: The dimensions of a cost breakdown (the spec's names) and their columns.
+COST_BREAKDOWNS: Mapping[str, str] = {
+    "model": "model_id",
+    "user": "user_id",
+    "feature": "feature_id",
+    "team": "team",
+    "environment": "environment",
+    "provider": "provider",
+    "service": "service_name",
+}
 
 StatusFilter = Literal["ok", "error", "unset"]
 
@@ -179,6 +207,88 @@ class SpanStore(Protocol):
 
         The metadata has model_id, drift_type, created_at_ns (UTC nanoseconds),
         dataset_version and n_samples.
+        """
+        ...
+
+    def write_costs(self, batch: pa.Table) -> int:
+        """Store cost rows (``COST_SCHEMA``, one per model call); durable when it returns.
+
+        Idempotent on (trace_id, span_id): a row for a span that has one replaces
+        it (how ``pyflare costs recompute`` reprices), and within one batch the
+        last row of a span wins. Returns the number of rows written. Raises
+        ``StoreError`` for a batch without the cost schema (the store stays
+        usable) or a closed store.
+        """
+        ...
+
+    def cost_summary(
+        self,
+        since_ns: int | None,
+        until_ns: int | None,
+        group_by: Sequence[str] = (),
+        filters: Mapping[str, str] | None = None,
+    ) -> pa.Table:
+        """Cost totals of the calls that started in ``[since_ns, until_ns)``, per group.
+
+        ``group_by`` names any of :data:`COST_DIMENSIONS` and :data:`COST_PERIODS`
+        (``hour``/``day``: UTC timestamps); ``filters`` keeps rows whose
+        dimension equals the value. Columns: the group columns, then requests,
+        input_tokens, output_tokens, total_tokens, cost_micros,
+        unpriced_requests, estimated_token_requests. Sums skip NULLs and are
+        NULL when no row of the group knows the value: an unpriced call is
+        counted in unpriced_requests, never as 0. Rows come by period, then
+        cost (highest first). Without group_by, one row (requests 0 when
+        nothing matched). Bad names or values raise ``QueryError``.
+        """
+        ...
+
+    def cost_breakdown(
+        self, dimension: str, since_ns: int | None, until_ns: int | None, limit: int = 10
+    ) -> pa.Table:
+        """The ``limit`` costliest values of one dimension, as :meth:`cost_summary` rows.
+
+        ``dimension`` is a key of :data:`COST_BREAKDOWNS` (model, user, feature,
+        team, environment, provider, service) or one of its columns; the
+        table's first column is that column (NULL: calls without a value).
+        """
+        ...
+
+    def daily_costs(
+        self,
+        since_ns: int | None,
+        until_ns: int | None,
+        model_id: str | None = None,
+        team: str | None = None,
+    ) -> pa.Table:
+        """Cost per UTC day with calls (columns day: date, cost_micros, requests), oldest first.
+
+        Days without calls are absent; unpriced calls count in requests and add
+        nothing to cost_micros (0 when none of a day's calls was priced).
+        """
+        ...
+
+    def model_spans(
+        self,
+        since_ns: int | None,
+        until_ns: int | None,
+        *,
+        after: tuple[int, str, str] | None = None,
+        limit: int = 10_000,
+    ) -> pa.Table:
+        """Canonical rows of spans with a model_id that started in ``[since_ns, until_ns)``.
+
+        Ordered by (start_time, trace_id, span_id), at most ``limit``, after the
+        span ``after`` names as (start_ns, trace_id, span_id): pass the last
+        row's to read the next page.
+        """
+        ...
+
+    def update_span_costs(self, batch: pa.Table) -> int:
+        """Rewrite input/output/total tokens, cost_micros and attributes of stored spans.
+
+        ``batch`` has the canonical schema (rows as :meth:`model_spans` read them,
+        repriced); spans not in the store are ignored. Returns the number of
+        spans whose values changed.
         """
         ...
 

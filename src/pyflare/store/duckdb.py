@@ -5,7 +5,8 @@ DuckDB lets one process own a file. A second process gets
 Writes are batched Arrow inserts (never row by row) and idempotent: a span
 already stored (same trace_id, span_id) is skipped, the way ClickHouse's
 ReplacingMergeTree collapses redelivered rows. Metric points and log records are
-appended as they come; the drift tables are :mod:`pyflare.store._duckdb_drift`'s.
+appended as they come; the drift tables are :mod:`pyflare.store._duckdb_drift`'s,
+the cost tables :mod:`pyflare.store._duckdb_costs`'s.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pyarrow.compute as pc
 from pyflare.config import store_path
 from pyflare.errors import QueryError, StoreError, StoreLockedError
 from pyflare.records import DRIFT_RESULT_SCHEMA, LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
+from pyflare.store import _duckdb_costs as costs
 from pyflare.store._duckdb_drift import (
     MODELS_WITH_DRIFT_SQL,
     check_drift_type,
@@ -431,6 +433,52 @@ class DuckDBSpanStore:
         with self._lock:
             self._ensure_open()
             return read_reference(self._con, model_id, drift_type)
+
+    # -- costs (the tables and their SQL: pyflare.store._duckdb_costs) ----------
+
+    def write_costs(self, batch: pa.Table) -> int:
+        with self._lock:
+            self._ensure_open()
+            return costs.replace_costs(self._con, self.path, batch)
+
+    def cost_summary(
+        self,
+        since_ns: int | None,
+        until_ns: int | None,
+        group_by: Sequence[str] = (),
+        filters: Mapping[str, str] | None = None,
+    ) -> pa.Table:
+        return self._query(*costs.summary_query(since_ns, until_ns, group_by, filters or {}))
+
+    def cost_breakdown(
+        self, dimension: str, since_ns: int | None, until_ns: int | None, limit: int = 10
+    ) -> pa.Table:
+        return self._query(*costs.breakdown_query(dimension, since_ns, until_ns, limit))
+
+    def daily_costs(
+        self,
+        since_ns: int | None,
+        until_ns: int | None,
+        model_id: str | None = None,
+        team: str | None = None,
+    ) -> pa.Table:
+        return self._query(*costs.daily_query(since_ns, until_ns, model_id, team))
+
+    def model_spans(
+        self,
+        since_ns: int | None,
+        until_ns: int | None,
+        *,
+        after: tuple[int, str, str] | None = None,
+        limit: int = 10_000,
+    ) -> pa.Table:
+        sql, params = costs.model_spans_query(since_ns, until_ns, after, limit)
+        return self._query(sql, params).cast(SPAN_SCHEMA)
+
+    def update_span_costs(self, batch: pa.Table) -> int:
+        with self._lock:
+            self._ensure_open()
+            return costs.update_span_costs(self._con, self.path, batch)
 
     # -- lifecycle -----------------------------------------------------------
 

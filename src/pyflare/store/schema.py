@@ -116,10 +116,72 @@ CREATE TABLE drift_references (
 )
 """
 
+# One row per priced (or unpriced) model call: pyflare.records.COST_SCHEMA. A span
+# has at most one row: rewriting it (a recompute) replaces the row. timestamp is
+# the span's start time. Cost columns are NULL for an unpriced call, never 0.
+_COSTS = """
+CREATE TABLE costs (
+    trace_id             VARCHAR NOT NULL,
+    span_id              VARCHAR NOT NULL,
+    "timestamp"          TIMESTAMP_NS NOT NULL,
+    service_name         VARCHAR NOT NULL,
+    model_id             VARCHAR NOT NULL,
+    model_version        VARCHAR,
+    provider             VARCHAR,
+    price_model          VARCHAR,
+    price_source         VARCHAR,
+    input_tokens         BIGINT,
+    output_tokens        BIGINT,
+    total_tokens         BIGINT,
+    cached_input_tokens  BIGINT,
+    reasoning_tokens     BIGINT,
+    tokens_estimated     BOOLEAN NOT NULL,
+    input_cost_micros    BIGINT,
+    output_cost_micros   BIGINT,
+    total_cost_micros    BIGINT,
+    user_id              VARCHAR,
+    session_id           VARCHAR,
+    feature_id           VARCHAR,
+    team                 VARCHAR,
+    environment          VARCHAR,
+    dimensions           MAP(VARCHAR, VARCHAR) NOT NULL
+)
+"""
+
+# The hourly rollup (the spec's costs_hourly_mv) as a view: DuckDB aggregates 10M
+# cost rows in tens of milliseconds (bench/_cost_queries.py), so a table kept up
+# to date at every write, and at every replaced row, would buy nothing. Sums skip
+# NULLs and are NULL when no row of the group knows the value: an unpriced call
+# adds to requests and unpriced_requests, never to cost_micros as 0.
+_COSTS_HOURLY = """
+CREATE VIEW costs_hourly AS
+SELECT
+    date_trunc('hour', "timestamp") AS "hour",
+    service_name,
+    model_id,
+    provider,
+    user_id,
+    feature_id,
+    team,
+    environment,
+    count(*) AS requests,
+    CAST(sum(input_tokens) AS BIGINT) AS input_tokens,
+    CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
+    CAST(sum(total_tokens) AS BIGINT) AS total_tokens,
+    CAST(sum(input_cost_micros) AS BIGINT) AS input_cost_micros,
+    CAST(sum(output_cost_micros) AS BIGINT) AS output_cost_micros,
+    CAST(sum(total_cost_micros) AS BIGINT) AS total_cost_micros,
+    count(*) - count(total_cost_micros) AS unpriced_requests,
+    count(*) FILTER (WHERE tokens_estimated) AS estimated_token_requests
+FROM costs
+GROUP BY ALL
+"""
+
 #: (version, description, statements), applied in order.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "traces table (canonical span row)", (_TRACES,)),
     (2, "metrics and logs tables", (_METRICS, _LOGS)),
     (3, "drift results and references", (_DRIFT_RESULTS, _DRIFT_REFERENCES)),
+    (4, "costs table and its hourly rollup", (_COSTS, _COSTS_HOURLY)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
