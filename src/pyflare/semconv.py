@@ -28,6 +28,11 @@ TOKENS_ESTIMATED: Final = "pyflare.tokens.estimated"
 CACHED_INPUT_TOKENS: Final = "pyflare.usage.cached_input_tokens"
 REASONING_TOKENS: Final = "pyflare.usage.reasoning_tokens"
 PROVIDER: Final = "pyflare.provider"
+# Where a span's pyflare.cost.micros came from when PyFlare priced it ('user' or
+# 'genai-prices'). A cost without it was given by the user and is never repriced.
+COST_SOURCE: Final = "pyflare.cost.source"
+# The catalogue or user model id the price was matched to (e.g. gpt-4o for gpt-4o-2024-08-06).
+COST_PRICE_MODEL: Final = "pyflare.cost.price_model"
 FEATURE_ID: Final = "pyflare.feature_id"
 TEAM: Final = "pyflare.team"
 CODE_FUNCTION: Final = "code.function.name"
@@ -53,6 +58,11 @@ GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"  # deprecated
 GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"  # deprecated
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+SERVER_ADDRESS: Final = "server.address"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 
@@ -63,6 +73,9 @@ OI_PROVIDER: Final = "llm.provider"
 OI_TOKEN_PROMPT: Final = "llm.token_count.prompt"
 OI_TOKEN_COMPLETION: Final = "llm.token_count.completion"
 OI_TOKEN_TOTAL: Final = "llm.token_count.total"
+OI_TOKEN_CACHE_READ: Final = "llm.token_count.prompt_details.cache_read"
+OI_TOKEN_REASONING: Final = "llm.token_count.completion_details.reasoning"
+OI_SYSTEM: Final = "llm.system"
 OI_INPUT_VALUE: Final = "input.value"
 OI_OUTPUT_VALUE: Final = "output.value"
 EMBEDDING_MODEL_NAME: Final = "embedding.model_name"
