@@ -34,6 +34,7 @@ EXPECTED_ALL = [
     "StoreLockedError",
     "__version__",
     "context",
+    "costs",
     "current_context",
     "flush",
     "get_trace",

@@ -23,7 +23,7 @@ from pyflare.tracing.decorator import trace
 from pyflare.tracing.spans import record_usage, set_model, span
 
 if TYPE_CHECKING:
-    from pyflare.analysis import get_trace, spans, sql, traces
+    from pyflare.analysis import costs, get_trace, spans, sql, traces
     from pyflare.tracing.masking import PIIConfig
     from pyflare.tracing.setup import flush, init, shutdown, stats
     from pyflare.tracing.threads import wrap_context
@@ -39,6 +39,7 @@ __all__ = [
     "StoreLockedError",
     "__version__",
     "context",
+    "costs",
     "current_context",
     "flush",
     "get_trace",
@@ -64,6 +65,7 @@ _LAZY = {
     "spans": "pyflare.analysis",
     "sql": "pyflare.analysis",
     "get_trace": "pyflare.analysis",
+    "costs": "pyflare.analysis",
     "PIIConfig": "pyflare.tracing.masking",
     "wrap_context": "pyflare.tracing.threads",
 }

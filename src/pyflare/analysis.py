@@ -1,13 +1,14 @@
-"""The notebook API: traces, spans and SQL over the local store as DataFrames."""
+"""The notebook API: traces, spans, costs and SQL over the local store as DataFrames."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyflare._time import parse_duration_ns, parse_instant
 from pyflare.config import load_settings, store_url
-from pyflare.errors import ConfigError, InvalidArgumentError, StoreError
+from pyflare.errors import ConfigError, InvalidArgumentError, QueryError, StoreError
 from pyflare.store.base import MAX_SQL_ROWS, TraceQuery
 
 if TYPE_CHECKING:
@@ -17,16 +18,26 @@ if TYPE_CHECKING:
     from pyflare.store.base import SpanStore
     from pyflare.views import TraceView
 
-__all__ = ["get_trace", "open_local_store", "spans", "sql", "traces"]
+__all__ = [
+    "costs",
+    "daily_cost_series",
+    "get_trace",
+    "open_local_store",
+    "recompute_costs",
+    "spans",
+    "sql",
+    "traces",
+]
 
 _STATUSES = ("ok", "error", "unset")
 
 
-def open_local_store(store: str | None = None) -> tuple[SpanStore, bool]:
+def open_local_store(store: str | None = None, *, writable: bool = False) -> tuple[SpanStore, bool]:
     """The store to read: this process's own, or the one named, opened read-only.
 
-    ``store`` is a ``duckdb:///path`` URL or a file path. Returns ``(store,
-    owned)``; ``owned`` means the caller must close it.
+    ``store`` is a ``duckdb:///path`` URL or a file path; ``writable`` opens a
+    store this process doesn't own read-write. Returns ``(store, owned)``;
+    ``owned`` means the caller must close it.
     """
     from pathlib import Path
 
@@ -59,7 +70,7 @@ def open_local_store(store: str | None = None) -> tuple[SpanStore, bool]:
             f"there is no PyFlare store at {path}; run code under pyflare.init() first, or "
             "name the file with store='duckdb:///path/to/file.duckdb'"
         )
-    return open_store(url, read_only=True), True
+    return open_store(url, read_only=not writable), True
 
 
 def _store_argument(store: object) -> str | None:
@@ -259,3 +270,140 @@ def sql(
     if not isinstance(query, str):
         raise InvalidArgumentError(f"sql() needs the query as a string, got {type(query).__name__}")
     return _to_pandas(_with_store(store, lambda s: s.sql(query, params, max_rows=max_rows)))
+
+
+_DAY_NS = 86_400 * 1_000_000_000
+_RECOMPUTE_PAGE = 20_000
+
+
+def costs(
+    group_by: str | Sequence[str] | None = "model_id",
+    *,
+    since: Any = "24h",
+    until: Any = None,
+    filters: Mapping[str, str] | None = None,
+    store: str | None = None,
+) -> pd.DataFrame:
+    """What model calls cost, per group: one row per value of ``group_by``.
+
+    ``group_by`` names any of model_id, user_id, feature_id, team, environment,
+    provider, service_name, hour, day (one name, a list, or None for one total
+    row). ``since``/``until`` take "24h", "7d", ISO 8601 strings or datetimes;
+    ``filters`` keeps calls whose columns equal the values given. Columns: the
+    groups, requests, input/output/total tokens, ``cost_micros`` (exact integer
+    micro-dollars, missing when no call of the group could be priced),
+    ``cost_usd`` (float, for display), unpriced_requests and
+    estimated_token_requests.
+    """
+    names = [group_by] if isinstance(group_by, str) else list(group_by or ())
+    if not all(isinstance(name, str) for name in names):
+        raise InvalidArgumentError(
+            f"group_by must be a column name or a list of them, got {group_by!r}"
+        )
+    since_ns = parse_instant(since, name="since")
+    until_ns = parse_instant(until, name="until")
+    if filters is not None and not isinstance(filters, Mapping):
+        raise InvalidArgumentError(f"filters must be a mapping of column to value, got {filters!r}")
+
+    def query(handle: SpanStore) -> pa.Table:
+        try:
+            return handle.cost_summary(since_ns, until_ns, names, dict(filters or {}))
+        except QueryError as exc:
+            raise InvalidArgumentError(str(exc)) from None
+
+    frame = _to_pandas(_with_store(store, query))
+    position = list(frame.columns).index("cost_micros") + 1
+    frame.insert(position, "cost_usd", frame["cost_micros"].astype("Float64") / 1_000_000)
+    return frame
+
+
+def daily_cost_series(
+    store: SpanStore,
+    *,
+    model_id: str | None = None,
+    team: str | None = None,
+    history_days: int = 90,
+    now_ns: int | None = None,
+) -> tuple[list[dt.date], list[int]]:
+    """(days, cost micros) over the last ``history_days`` complete UTC days, for a forecast.
+
+    The series starts at the first day with a call and runs to yesterday; days
+    without calls are 0. Empty when there were no calls.
+    """
+    import time
+
+    now = time.time_ns() if now_ns is None else now_ns
+    today = now - now % _DAY_NS  # complete days only: today's partial cost would read as a drop
+    rows = store.daily_costs(today - history_days * _DAY_NS, today, model_id=model_id, team=team)
+    by_day = {r["day"]: int(r["cost_micros"]) for r in rows.to_pylist()}
+    if not by_day:
+        return [], []
+    first = min(by_day)
+    last = dt.datetime.fromtimestamp(today // 1_000_000_000, dt.UTC).date() - dt.timedelta(days=1)
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    return days, [by_day.get(day, 0) for day in days]
+
+
+def recompute_costs(
+    since: Any,
+    until: Any = None,
+    *,
+    store: str | None = None,
+    price_book: Any = None,
+) -> dict[str, int | None]:
+    """Reprice stored model calls that started in ``[since, until)`` with today's prices.
+
+    Costs PyFlare computed are recomputed with ``price_book`` (the default one:
+    the catalogue and the user's prices, their history applied by each call's
+    time); costs a span carried itself are kept. Spans get their new
+    ``cost_micros`` and the ``costs`` table its rows. Returns counts: spans read,
+    spans changed, cost rows written, and the range's total cost (micros)
+    and unpriced calls before and after.
+    """
+    import pyarrow as pa
+
+    from pyflare.cost.processor import CostProcessor
+
+    since_ns = parse_instant(since, name="since")
+    until_ns = parse_instant(until, name="until")
+    if since_ns is None:
+        raise InvalidArgumentError("since is required: the start of the calls to reprice")
+    processor = CostProcessor(price_book)
+
+    def run(handle: SpanStore) -> dict[str, int | None]:
+        before = handle.cost_summary(since_ns, until_ns).to_pylist()[0]
+        read = changed = written = 0
+        after: tuple[int, str, str] | None = None
+        while True:
+            page = handle.model_spans(since_ns, until_ns, after=after, limit=_RECOMPUTE_PAGE)
+            if page.num_rows == 0:
+                break
+            read += page.num_rows
+            output = processor.recompute(page)
+            changed += handle.update_span_costs(output.spans)
+            written += handle.write_costs(output.costs)
+            last = page.num_rows - 1
+            start = page.column("start_time").cast(pa.int64())[last].as_py()
+            after = (
+                start,
+                page.column("trace_id")[last].as_py(),
+                page.column("span_id")[last].as_py(),
+            )
+        now = handle.cost_summary(since_ns, until_ns).to_pylist()[0]
+        return {
+            "spans": read,
+            "spans_changed": changed,
+            "cost_rows": written,
+            "cost_micros_before": before["cost_micros"],
+            "cost_micros_after": now["cost_micros"],
+            "unpriced_before": before["unpriced_requests"],
+            "unpriced_after": now["unpriced_requests"],
+        }
+
+    handle, owned = open_local_store(_store_argument(store), writable=True)
+    try:
+        result: dict[str, int | None] = run(handle)
+        return result
+    finally:
+        if owned:
+            handle.close()

@@ -4,6 +4,13 @@ The store is opened on first use. If it can't be (the file is locked by
 another process, the directory is not writable) the exporter logs why once,
 reports failure so the batch processor counts the dropped spans, and tries
 again a few seconds later: the host program keeps running either way.
+
+Each batch goes through :class:`pyflare.cost.processor.CostProcessor` before
+it is stored: spans gain their cost (and estimated tokens), and the cost rows
+go to the store's ``costs`` table after the spans. Costs are a by-product: when
+pricing or the cost write fails, the spans are stored all the same (without
+cost) and the failure is logged once; ``pyflare costs recompute`` can price
+them later.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from pyflare._runtime import after_fork_in_child, warn_once
 from pyflare.errors import PyFlareError, StoreError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from pyflare.cost.processor import CostProcessor
     from pyflare.exporters.masking import SpanMasker
     from pyflare.store.base import SpanStore
 
@@ -41,11 +51,20 @@ class DuckDBSpanExporter(SpanExporter):
     """Writes spans as batched Arrow inserts into a :class:`SpanStore`."""
 
     def __init__(
-        self, open_store: Callable[[], SpanStore], *, span_masker: SpanMasker | None = None
+        self,
+        open_store: Callable[[], SpanStore],
+        *,
+        span_masker: SpanMasker | None = None,
+        costs: bool | CostProcessor = True,
     ) -> None:
-        """``span_masker`` masks PII while spans are converted (no span copies)."""
+        """``span_masker`` masks PII while spans are converted (no span copies).
+
+        ``costs``: price spans with a default :class:`CostProcessor` (True, made
+        on first use), this one, or not at all (False).
+        """
         self._open_store = open_store
         self._span_masker = span_masker
+        self._costs: bool | CostProcessor = costs
         self._store: SpanStore | None = None
         self._lock = threading.Lock()
         self._next_open = 0.0
@@ -112,6 +131,7 @@ class DuckDBSpanExporter(SpanExporter):
                 # spans with events (rare) are copied to mask those.
                 spans = [masker.mask_span(s, events_only=True) if s.events else s for s in spans]
                 batch = from_readable_spans(spans, mask_attributes=masker.mask_in_place)
+            batch, costs = self._priced(batch)
             store.write(batch)
         except Exception as exc:
             error = exc if isinstance(exc, PyFlareError) else StoreError(repr(exc))
@@ -124,7 +144,43 @@ class DuckDBSpanExporter(SpanExporter):
             )
             return SpanExportResult.FAILURE
         self.last_error = None
+        if costs is not None and costs.num_rows:
+            try:
+                store.write_costs(costs)
+            except Exception as exc:  # the spans are stored; their cost rows can be recomputed
+                warn_once(
+                    f"store-costs-{type(exc).__name__}",
+                    "PyFlare stored spans but not their cost rows: %r (further failures are not "
+                    "logged; `pyflare costs recompute` rebuilds them)",
+                    exc,
+                )
         return SpanExportResult.SUCCESS
+
+    def _cost_processor(self) -> CostProcessor | None:
+        if self._costs is False:
+            return None
+        if self._costs is True:
+            from pyflare.cost.processor import CostProcessor
+
+            self._costs = CostProcessor()
+        return self._costs
+
+    def _priced(self, batch: pa.Table) -> tuple[pa.Table, pa.Table | None]:
+        """(spans with their costs, cost rows), or the spans unchanged when pricing fails."""
+        try:
+            processor = self._cost_processor()
+            if processor is None:
+                return batch, None
+            output = processor.apply(batch)
+        except Exception as exc:
+            warn_once(
+                f"cost-{type(exc).__name__}",
+                "PyFlare could not price spans: %r (they are stored without cost; further "
+                "failures are not logged)",
+                exc,
+            )
+            return batch, None
+        return output.spans, output.costs
 
     def shutdown(self) -> None:
         with self._lock:
