@@ -328,6 +328,8 @@ def test_enforce_without_budgets_does_nothing() -> None:
         ({"limit_usd": -1}, "the limit must be positive, got limit_usd=-1"),
         ({"limit_micros": 0}, "the limit must be positive"),
         ({"limit_usd": float("nan")}, "finite"),
+        ({"limit_usd": Decimal("Infinity")}, "finite"),
+        ({"limit_usd": [5]}, "got list"),
         ({"limit_usd": "five dollars"}, "'five dollars'"),
         ({"limit_usd": True}, "limit_usd must be an amount"),
         ({"limit_micros": 1.5}, "limit_micros must be an integer"),
@@ -414,3 +416,58 @@ def test_utc_calendar_windows() -> None:
     assert window_bounds("day", end_of_day)[1] == DEFAULT_START_NS + DAY_NS
     with pytest.raises(InvalidArgumentError, match="window must be one of"):
         window_bounds("fortnight", wednesday)
+
+
+def test_importing_and_checking_budgets_stays_light(run_python: Any) -> None:
+    child = run_python(
+        """
+        import json, sys
+        from pyflare.cost import budgets
+
+        budgets.enforce("gpt-4o")
+        budgets.budget(limit_usd=1, hard=True).remove()
+        heavy = ("pyarrow", "duckdb", "genai_prices", "statsmodels", "numpy", "pandas")
+        print("RESULT", json.dumps([m for m in heavy if m in sys.modules]))
+        """
+    )
+    assert run_python.result(child.stdout) == []
+
+
+def test_budgets_in_a_program_recording_to_the_local_store(run_python: Any) -> None:
+    child = run_python(
+        """
+        import json
+        import pyflare
+        from pyflare.cost import budgets
+        from pyflare.cost.prices import ModelPrice, PriceBook
+
+        pyflare.init(service_name="svc", store="duckdb:///spans.duckdb", environment="prod")
+        budgets.set_price_book(
+            PriceBook(user_prices=[ModelPrice("m1", None, 1_000_000, 2_000_000)], use_catalogue=False)
+        )
+        events = []
+        handle = budgets.budget(
+            limit_usd="0.005", environment="prod", hard=True, on_exceeded=events.append
+        )
+        made, refused = 0, None
+        for i in range(5):
+            try:
+                budgets.enforce("m1")
+            except pyflare.BudgetExceeded as exc:
+                refused = [i, str(exc)]
+                break
+            with pyflare.span("chat", kind="llm"):
+                pyflare.record_usage(model="m1", input_tokens=1000, output_tokens=500)
+            made += 1
+        spent = handle.spent_micros
+        pyflare.shutdown()
+        print("RESULT", json.dumps(
+            {"made": made, "refused": refused, "spent": spent,
+             "events": [e.spent_micros for e in events]}
+        ))
+        """
+    )
+    result = run_python.result(child.stdout)
+    assert (result["made"], result["spent"], result["events"]) == (3, 6000, [6000])
+    assert result["refused"][0] == 3
+    assert "'environment=prod per day'" in result["refused"][1]
