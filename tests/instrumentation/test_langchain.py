@@ -259,6 +259,21 @@ def test_retriever_documents_as_openinference_attributes(pyflare_capture: Captur
     assert row["input_preview"] == "paris or berlin"
 
 
+def test_many_documents_are_counted_and_the_first_ones_recorded(
+    pyflare_capture: CapturedSpans,
+) -> None:
+    shelf = Shelf(documents=[Document(page_content=f"doc {i}", id=f"d{i}") for i in range(50)])
+
+    assert len(shelf.invoke("doc", config=handler())) == 50
+
+    (row,) = pyflare_capture.rows()
+    attributes = row["attributes"]
+    assert attributes["pyflare.retrieval.document_count"] == "50"
+    assert "retrieval.documents.19.document.content" in attributes
+    assert "retrieval.documents.20.document.id" not in attributes
+    assert attributes["pyflare.span.kind"] == "retriever"  # kept within the attribute limit
+
+
 def test_retrieved_content_follows_output_capture_and_masking() -> None:
     shelf = Shelf(
         documents=[Document(page_content="mail alice@example.com about it", id="d1")],

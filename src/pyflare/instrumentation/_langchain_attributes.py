@@ -30,8 +30,9 @@ __all__ = [
     "run_name",
 ]
 
-#: Retrieved documents recorded per retriever span; the rest are counted only.
-MAX_DOCUMENTS: Final = 64
+#: Retrieved documents recorded per retriever span; the rest are counted only. Four
+#: attributes each, within OpenTelemetry's default limit of 128 attributes per span.
+MAX_DOCUMENTS: Final = 20
 DOCUMENT_COUNT: Final = "pyflare.retrieval.document_count"
 
 # LangChain's ls_provider -> the OTel GenAI provider name, where they differ.
