@@ -74,25 +74,26 @@ def _scatter_strings(values: pa.StringArray, rows: np.ndarray, length: int) -> p
 
 
 def map_values(column: pa.Array | pa.ChunkedArray, keys: Sequence[str]) -> dict[str, pa.Array]:
-    """For each key, a string array with each row's value at that key (null when absent)."""
+    """For each key some row has, a string array of each row's value there (null when absent)."""
     maps = _as_array(column)
     length = len(maps)
     wanted = list(dict.fromkeys(keys))
-    if not wanted:
+    if not wanted or length == 0:
         return {}
     offsets, flat_keys, flat_values = _flat_arrays(maps)
-    hits = np.flatnonzero(
-        pc.is_in(flat_keys, value_set=pa.array(wanted, pa.string())).to_numpy(zero_copy_only=False)
-    )
-    hit_keys = flat_keys.take(pa.array(hits))
-    hit_values = flat_values.take(pa.array(hits))
+    encoded = flat_keys.dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    code_of = {key: i for i, key in enumerate(encoded.dictionary.to_pylist())}
     # Row of each entry: count the row starts at or before it (empty rows included).
     starts = np.bincount(offsets[1:-1], minlength=len(flat_keys) + 1)[: len(flat_keys)]
-    hit_rows = np.cumsum(starts)[hits]
+    entry_rows = np.cumsum(starts)
     out: dict[str, pa.Array] = {}
     for key in wanted:
-        mask = pc.equal(hit_keys, key).to_numpy(zero_copy_only=False)
-        out[key] = scatter(hit_values.filter(pa.array(mask)), hit_rows[mask], length)
+        code = code_of.get(key)
+        if code is None:
+            continue
+        hits = np.flatnonzero(codes == code)
+        out[key] = scatter(flat_values.take(pa.array(hits)), entry_rows[hits], length)
     return out
 
 
@@ -197,14 +198,18 @@ def edit_rows(
     key_pieces: list[pa.Array] = []
     value_pieces: list[pa.Array] = []
     previous = 0
-    for i, row in enumerate(rows.tolist()):
-        start = int(offsets[row])
-        key_pieces.append(flat_keys.slice(previous, start - previous))
-        value_pieces.append(flat_values.slice(previous, start - previous))
-        a, b = int(new_offsets[i]), int(new_offsets[i + 1])
-        key_pieces.append(new_keys.slice(a, b - a))
-        value_pieces.append(new_values.slice(a, b - a))
-        previous = int(offsets[row + 1])
+    old_keys, old_values = flat_keys.slice, flat_values.slice
+    add_keys, add_values = new_keys.slice, new_values.slice
+    for start, end, a, b in zip(
+        offsets[rows].tolist(),
+        offsets[rows + 1].tolist(),
+        new_offsets[:-1].tolist(),
+        new_offsets[1:].tolist(),
+        strict=True,
+    ):
+        key_pieces += (old_keys(previous, start - previous), add_keys(a, b - a))
+        value_pieces += (old_values(previous, start - previous), add_values(a, b - a))
+        previous = end
     key_pieces.append(flat_keys.slice(previous))
     value_pieces.append(flat_values.slice(previous))
     counts = np.diff(offsets)

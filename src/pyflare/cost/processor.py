@@ -80,7 +80,7 @@ class CostOutput:
 
 
 def _first(values: dict[str, pa.Array], keys: tuple[str, ...], length: int) -> pa.Array:
-    found = [values[k] for k in keys if k in values and values[k].null_count < length]
+    found = [values[k] for k in keys if k in values]
     if not found:
         return pa.nulls(length, pa.string())
     return found[0] if len(found) == 1 else pc.coalesce(*found)
@@ -145,7 +145,7 @@ class CostProcessor:
         )
         if len(rows) == 0:
             return CostOutput(batch, COST_SCHEMA.empty_table())
-        calls = batch.take(pa.array(rows))
+        calls = batch.drop_columns(["events"]).take(pa.array(rows))
         return self._price(batch, calls, rows, recompute=recompute)
 
     def _price(
@@ -173,6 +173,8 @@ class CostProcessor:
         input_tokens = pc.if_else(
             pc.and_(is_embedding, input_tokens.is_null()), total_tokens, input_tokens
         )
+        for key in _OWN_KEYS:
+            attrs.setdefault(key, pa.nulls(m, pa.string()))
         was_flagged = pc.fill_null(pc.equal(attrs[sc.TOKENS_ESTIMATED], "true"), False)
         input_tokens, output_tokens, estimated_now = self._estimate(
             calls, model, input_tokens, output_tokens, is_embedding
