@@ -115,7 +115,7 @@ def _usd(micros: object) -> str:
 
     if micros is None or micros is pd.NA:
         return "unpriced"
-    whole, fraction = divmod(int(str(micros)), 1_000_000)
+    whole, fraction = divmod(int(micros), 1_000_000)  # type: ignore[call-overload]
     return f"${whole:,}.{fraction:06d}"
 
 
@@ -151,7 +151,7 @@ def _cmd_costs(args: argparse.Namespace) -> int:
     console = _console()
     if group_by:
         console.print(_cost_table(frame, f"Cost by {', '.join(group_by)} since {args.since}"))
-    total = totals.iloc[0]
+    total = totals.to_dict("records")[0]
     console.print(
         f"total {_usd(total['cost_micros']) if total['requests'] else '$0.000000'} "
         f"over {total['requests']} calls ({total['unpriced_requests']} unpriced, "
@@ -193,10 +193,10 @@ def _cmd_costs_forecast(args: argparse.Namespace) -> int:
     forecast = forecast_daily(days, costs, args.days).to_dict()
     from rich.table import Table
 
-    table = Table(title=f"Daily cost forecast ({scope or 'all calls'}, {forecast.get('method')})")
+    table = Table()
     for column in ("day", "cost", "lower", "upper"):
         table.add_column(column, justify="left" if column == "day" else "right")
-    for point in forecast.get("points", []):
+    for point in forecast["points"]:
         table.add_row(
             str(point["day"]),
             _usd(point["cost_micros"]),
@@ -204,9 +204,13 @@ def _cmd_costs_forecast(args: argparse.Namespace) -> int:
             _usd(point["upper_micros"]),
         )
     console = _console()
+    console.print(f"Daily cost forecast ({scope or 'all calls'}, {forecast['method']})")
     console.print(table)
-    mape = forecast.get("mape")
-    console.print(f"backtest MAPE: {'n/a' if mape is None else f'{mape:.1%}'}")
+    mape = forecast.get("mape_percent")
+    console.print(
+        f"next {args.days} days: {_usd(forecast['total_cost_micros'])}; backtest MAPE: "
+        f"{'n/a' if mape is None else f'{mape:.1f}%'} over {forecast['backtest_days']} days"
+    )
     return 0
 
 

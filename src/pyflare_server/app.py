@@ -30,6 +30,8 @@ from pyflare._version import __version__
 from pyflare.store import open_store
 from pyflare.store.base import SpanStore
 from pyflare_server import api
+from pyflare_server.api import costs
+from pyflare_server.pipeline.cost import CostStage
 from pyflare_server.pipeline.drift import drift_processor
 from pyflare_server.pipeline.queue import SpanQueue
 from pyflare_server.pipeline.runner import Pipeline
@@ -73,13 +75,15 @@ class ServerCore:
             if workers
             else None
         )
+        # Cost runs before drift, which reads the spans as they will be stored.
+        self.cost = CostStage(self.store)
         self._drift = drift_processor(settings.collector.drift, self.store)
         self.pipeline = Pipeline(
             settings,
             self.store,
             queue=queue,
             telemetry=self.telemetry,
-            processors=[self._drift] if self._drift is not None else [],
+            processors=[self.cost, *([self._drift] if self._drift is not None else [])],
             enrich=self._pool is None,  # the decode workers enrich
         )
         self.started_at = time.time()
@@ -140,7 +144,7 @@ class ServerCore:
 
     def api_routes(self) -> list[BaseRoute]:
         """The query API under /api/v1."""
-        return api.routes(self.store)
+        return [*api.routes(self.store), *costs.routes(self.store)]
 
     def service_routes(self) -> list[BaseRoute]:
         """GET /health and GET /metrics (Prometheus), on every listener."""
