@@ -40,7 +40,7 @@ from pyflare.store._duckdb_drift import (
 from pyflare.store._trace_sql import SUMMARY_COLUMNS, trace_filters
 from pyflare.store.base import MAX_SQL_ROWS, PYFLARE_TABLES, TraceQuery
 from pyflare.store.batches import conform, first_of_each_span, shared_resource
-from pyflare.store.schema import MIGRATIONS, SCHEMA_VERSION
+from pyflare.store.schema import check_version, migrate, schema_version
 from pyflare.store.tree import tree_order
 
 __all__ = ["DuckDBSpanStore", "parse_store_url"]
@@ -116,9 +116,9 @@ class DuckDBSpanStore:
             raise StoreError(f"cannot open the DuckDB store {self.path}: {exc}") from exc
         try:
             if read_only:
-                self._check_version()
+                check_version(self._con, self.path)
             else:
-                self._migrate()
+                migrate(self._con, self.path)
         except BaseException:
             # Release the file: a store that failed to open must not keep it locked.
             self._closed = True
@@ -171,78 +171,11 @@ class DuckDBSpanStore:
             )
         return StoreError(f"cannot open the DuckDB store {self.path}: {message}")
 
-    def _migrate(self) -> None:
-        con = self._con
-        current = self._version() if self._has_version_table() else 0
-        if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"the store {self.path} has schema version {current}, newer than this "
-                f"PyFlare supports ({SCHEMA_VERSION}); upgrade PyFlare to open it"
-            )
-        for version, description, statements in MIGRATIONS:
-            if version <= current:
-                continue
-            _run(con, "BEGIN TRANSACTION")
-            try:
-                # Created with the first migration, so a failed one leaves no trace.
-                _run(
-                    con,
-                    "CREATE TABLE IF NOT EXISTS pyflare_schema ("
-                    " version INTEGER PRIMARY KEY, description VARCHAR NOT NULL,"
-                    " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)",
-                )
-                for statement in statements:
-                    _run(con, statement)
-                _run(
-                    con,
-                    "INSERT INTO pyflare_schema (version, description) VALUES (?, ?)",
-                    [version, description],
-                )
-                _run(con, "COMMIT")
-            except duckdb.Error as exc:
-                _run(con, "ROLLBACK")
-                raise StoreError(
-                    f"migrating the store {self.path} to schema version {version} "
-                    f"({description}) failed: {exc}"
-                ) from exc
-            logger.debug("store %s migrated to schema version %d", self.path, version)
-
-    def _has_version_table(self) -> bool:
-        rows = _run(
-            self._con,
-            "SELECT count(*) FROM duckdb_tables() "
-            "WHERE table_name = 'pyflare_schema' AND database_name = current_database()"
-            " AND schema_name = 'main'",
-        )
-        return bool(rows[0][0])
-
-    def _version(self) -> int:
-        rows = _run(self._con, "SELECT coalesce(max(version), 0) FROM pyflare_schema")
-        return int(rows[0][0]) if rows else 0
-
-    def _check_version(self) -> None:
-        if not self._has_version_table():
-            raise StoreError(
-                f"{self.path} is a DuckDB database but not a PyFlare store (it has no "
-                "pyflare_schema table); point PyFlare at the file its exporter writes"
-            )
-        version = self._version()
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the store {self.path} has schema version {version}, newer than this "
-                f"PyFlare supports ({SCHEMA_VERSION}); upgrade PyFlare to read it"
-            )
-        if version < SCHEMA_VERSION:
-            raise StoreError(
-                f"the store {self.path} has schema version {version}; this PyFlare expects "
-                f"{SCHEMA_VERSION}. Open it once read-write to migrate."
-            )
-
     @property
     def schema_version(self) -> int:
         with self._lock:
             self._ensure_open()
-            return self._version()
+            return schema_version(self._con)
 
     def _ensure_open(self) -> None:
         if self._closed:

@@ -2,12 +2,22 @@
 
 The tables mirror the ClickHouse DDL of the spec with DuckDB's types. A store
 records the versions applied in ``pyflare_schema``; opening a store applies
-the missing ones in order, each in its own transaction.
+the missing ones in order (:func:`migrate`), each in its own transaction.
 """
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from pyflare.errors import StoreError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_version", "migrate", "schema_version"]
+
+logger = logging.getLogger(__name__)
 
 _TRACES = """
 CREATE TABLE traces (
@@ -185,3 +195,83 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (4, "costs table and its hourly rollup", (_COSTS, _COSTS_HOURLY)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> list[Any]:
+    rows: list[Any] = con.execute(sql, params).fetchall()
+    return rows
+
+
+def _has_version_table(con: duckdb.DuckDBPyConnection) -> bool:
+    rows = _run(
+        con,
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE table_name = 'pyflare_schema' AND database_name = current_database()"
+        " AND schema_name = 'main'",
+    )
+    return bool(rows[0][0])
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The latest migration applied to the store on ``con``."""
+    rows = _run(con, "SELECT coalesce(max(version), 0) FROM pyflare_schema")
+    return int(rows[0][0]) if rows else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Apply the migrations the store at ``path`` lacks, each in its own transaction."""
+    current = schema_version(con) if _has_version_table(con) else 0
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store {path} has schema version {current}, newer than this "
+            f"PyFlare supports ({SCHEMA_VERSION}); upgrade PyFlare to open it"
+        )
+    for version, description, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        _run(con, "BEGIN TRANSACTION")
+        try:
+            # Created with the first migration, so a failed one leaves no trace.
+            _run(
+                con,
+                "CREATE TABLE IF NOT EXISTS pyflare_schema ("
+                " version INTEGER PRIMARY KEY, description VARCHAR NOT NULL,"
+                " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)",
+            )
+            for statement in statements:
+                _run(con, statement)
+            _run(
+                con,
+                "INSERT INTO pyflare_schema (version, description) VALUES (?, ?)",
+                [version, description],
+            )
+            _run(con, "COMMIT")
+        except duckdb.Error as exc:
+            _run(con, "ROLLBACK")
+            raise StoreError(
+                f"migrating the store {path} to schema version {version} "
+                f"({description}) failed: {exc}"
+            ) from exc
+        logger.debug("store %s migrated to schema version %d", path, version)
+
+
+def check_version(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Refuse (read-only) a file that is not a PyFlare store at this schema version."""
+    if not _has_version_table(con):
+        raise StoreError(
+            f"{path} is a DuckDB database but not a PyFlare store (it has no "
+            "pyflare_schema table); point PyFlare at the file its exporter writes"
+        )
+    version = schema_version(con)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store {path} has schema version {version}, newer than this "
+            f"PyFlare supports ({SCHEMA_VERSION}); upgrade PyFlare to read it"
+        )
+    if version < SCHEMA_VERSION:
+        raise StoreError(
+            f"the store {path} has schema version {version}; this PyFlare expects "
+            f"{SCHEMA_VERSION}. Open it once read-write to migrate."
+        )
