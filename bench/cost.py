@@ -15,6 +15,7 @@ target <= 200 ms).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import random
 import sys
@@ -113,7 +114,9 @@ def build_batch(n: int, seed: int = 7) -> pa.Table:
         "attributes": pa.MapArray.from_arrays(
             pa.array(offsets, pa.int32()), pa.array(keys), pa.array(values)
         ),
-        "resource": pa.array([[("deployment.environment.name", "prod")]] * n, SPAN_SCHEMA.field("resource").type),
+        "resource": pa.array(
+            [[("deployment.environment.name", "prod")]] * n, SPAN_SCHEMA.field("resource").type
+        ),
         "events": pa.array([[]] * n, SPAN_SCHEMA.field("events").type),
         "_ingested_at": pa.array(np.zeros(n, dtype=np.int64)).cast(pa.timestamp("us")),
     }
@@ -137,7 +140,7 @@ def bench_processor(n: int) -> dict[str, float]:
     sample = out.costs.slice(0, 20_000).to_pylist()
     start = time.perf_counter()
     for row in sample:
-        try:
+        with contextlib.suppress(LookupError):  # unknown model
             genai_prices.calc_price(
                 genai_prices.Usage(
                     input_tokens=row["input_tokens"] or 0,
@@ -147,8 +150,6 @@ def bench_processor(n: int) -> dict[str, float]:
                 row["model_id"],
                 provider_id=row["provider"],
             )
-        except LookupError:
-            pass
     peer_row_s = (time.perf_counter() - start) / len(sample)
     model_share = out.costs.num_rows / n
     peer_rate = 1 / (peer_row_s * model_share)  # spans/s: only model calls need pricing
@@ -175,7 +176,8 @@ def main() -> None:
     queries = Path(__file__).with_name("_cost_queries.py")
     if queries.exists():
         spec = importlib.util.spec_from_file_location("_cost_queries", queries)
-        assert spec is not None and spec.loader is not None
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"can't load {queries}")
         module = importlib.util.module_from_spec(spec)
         sys.modules["_cost_queries"] = module
         spec.loader.exec_module(module)

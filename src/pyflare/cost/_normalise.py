@@ -116,8 +116,8 @@ _ROUTE_PREFIX = re.compile(r"^(models/|(us|eu|apac|global)\.)")
 def model_candidates(model_id: str) -> tuple[tuple[str, str | None], ...]:
     """The names to look a model up by, each with the provider its prefix names (or None).
 
-    ``"openai/gpt-4o-2024-08-06"`` gives ``("openai/gpt-4o-2024-08-06", None)``,
-    ``("gpt-4o-2024-08-06", "openai")``, ``("gpt-4o", "openai")``.
+    ``"openai/gpt-4o-2024-08-06"`` gives ``("gpt-4o-2024-08-06", "openai")``,
+    ``("gpt-4o", "openai")``, ``("openai/gpt-4o-2024-08-06", None)``.
     """
     name = model_id.strip().lower()
     seen: dict[str, str | None] = {}
@@ -150,4 +150,7 @@ def model_candidates(model_id: str) -> tuple[tuple[str, str | None], ...]:
                 stripped = shorter
                 add(stripped, provider)
                 changed = True
-    return tuple(seen.items())
+    items = list(seen.items())
+    if provider is not None:  # "openai/gpt-4o": the maker's own name first, the route's last
+        items = items[1:] + items[:1]
+    return tuple(items)

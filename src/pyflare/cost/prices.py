@@ -192,9 +192,11 @@ def detect_provider(
                 return provider_id
     if not model_id:
         return None
-    for candidate, prefix_provider in model_candidates(model_id):
+    candidates = model_candidates(model_id)
+    for _, prefix_provider in candidates:
         if prefix_provider is not None:
             return prefix_provider
+    for candidate, _ in candidates:
         found = _catalogue.find_catalogue_model(candidate, None, None)
         if found is not None:
             return found[0].id

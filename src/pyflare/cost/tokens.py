@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -51,7 +52,10 @@ def encoding_for(model_id: str | None) -> Literal["o200k_base", "cl100k_base"]:
 def _tokenizer(encoding: str) -> Any:
     """bpe-openai's tokenizer for an encoding, or None without the ``tokens`` extra."""
     try:
-        from bpe_openai import _bindings
+        with warnings.catch_warnings():
+            # bpe-openai's package import reads its data with a deprecated importlib call.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from bpe_openai import _bindings
     except ImportError:
         return None
     return _bindings.tokenizer_for_encoding(encoding)
