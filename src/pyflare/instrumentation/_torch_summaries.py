@@ -44,6 +44,9 @@ OUTPUT_VALUES: Final = "pyflare.output.values"
 DEVICE: Final = "pyflare.device"
 _MAX_INPUTS: Final = 8  # tensors described per call
 _Tensor = torch.Tensor
+_MAX_SIGNATURES: Final = 256
+_SIGNATURES: dict[tuple[Any, ...], dict[str, Any]] = {}
+_EMPTY: Final[dict[str, Any]] = {}
 _INTEGERS: Final = frozenset({torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8})
 
 
@@ -67,14 +70,22 @@ def first_tensor(value: Any) -> torch.Tensor | None:
 
 
 def input_attributes(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """Batch size, shapes, dtypes and device of a call's tensor arguments."""
-    tensors = [a for a in args[:_MAX_INPUTS] if isinstance(a, _Tensor)]
+    """Batch size, shapes, dtypes and device of a call's tensor arguments (a shared dict).
+
+    Worked out once per signature (shapes, dtypes, devices) and cached: a model
+    called with the same batch shape pays for a dictionary lookup.
+    """
+    tensors = [a for a in args[:_MAX_INPUTS] if type(a) is _Tensor or isinstance(a, _Tensor)]
     if kwargs and len(tensors) < _MAX_INPUTS:
         tensors += [v for v in kwargs.values() if isinstance(v, _Tensor)][
             : _MAX_INPUTS - len(tensors)
         ]
     if not tensors:
-        return {}
+        return _EMPTY
+    key = tuple((t.shape, t.dtype, t.device) for t in tensors)
+    found = _SIGNATURES.get(key)
+    if found is not None:
+        return found
     first = tensors[0]
     attributes: dict[str, Any] = {
         INPUT_SHAPES: tuple(_shape(t) for t in tensors),
@@ -83,6 +94,9 @@ def input_attributes(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[s
     }
     if first.dim() > 0:
         attributes[BATCH_SIZE] = int(first.shape[0])
+    if len(_SIGNATURES) >= _MAX_SIGNATURES:
+        _SIGNATURES.clear()
+    _SIGNATURES[key] = attributes
     return attributes
 
 

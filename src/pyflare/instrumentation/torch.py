@@ -45,7 +45,6 @@ from typing import Any, Final
 import torch
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 
 from pyflare import semconv as sc
 from pyflare._runtime import STATE, warn_once
@@ -151,20 +150,20 @@ class TorchHandle:
             stack.append(None)
             return
         try:
-            attributes = dict(self._static)
-            attributes[TRAINING] = module.training
-            attributes.update(input_attributes(args, kwargs))
-            row = None
+            described = input_attributes(args, kwargs)
+            attributes = {**self._static, **described, TRAINING: module.training}
+            tensor = first_tensor(args) if args else None
             if self._inputs or self._outputs:
-                size = attributes.get(BATCH_SIZE)
+                size = described.get(BATCH_SIZE)
                 row = 0 if not size or size == 1 else self._rng.randrange(size)
                 if size and size > 1:
                     attributes[BATCH_ROW] = row
-            tensor = first_tensor(args) if args else None
-            if self._inputs and tensor is not None and row is not None:
-                attributes.update(
-                    input_features(tensor, row, self._feature_names, self._max_values)
-                )
+                if self._inputs and tensor is not None:
+                    attributes.update(
+                        input_features(tensor, row, self._feature_names, self._max_values)
+                    )
+            else:
+                row = None
             if tensor is not None and tensor.is_cuda:
                 torch.cuda.synchronize(tensor.device)
             span = STATE.tracer.start_span(
@@ -190,14 +189,12 @@ class TorchHandle:
                 torch.cuda.synchronize()
             if error is not None:
                 record_error(span, error)
-            elif span.is_recording():
-                if self._outputs:
-                    span.set_attributes(
-                        output_attributes(
-                            output, row, self._inference_type, self._class_names, self._max_values
-                        )
+            elif self._outputs and span.is_recording():
+                span.set_attributes(
+                    output_attributes(
+                        output, row, self._inference_type, self._class_names, self._max_values
                     )
-                span.set_status(Status(StatusCode.OK))
+                )
         except Exception as exc:
             warn_once("torch-post", "PyFlare could not finish a forward-pass span: %r", exc)
         finally:
