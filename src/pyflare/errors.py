@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BudgetExceeded",
     "ConfigError",
@@ -44,3 +46,10 @@ class QueryError(PyFlareError, ValueError):
 
 class BudgetExceeded(PyFlareError):
     """A hard cost budget would be exceeded by the call about to be made."""
+
+    #: The ``pyflare.cost.budgets.Budget`` that refused the call.
+    budget: Any = None
+    spent_micros: int = 0
+    limit_micros: int = 0
+    #: When the budget's window ends (UTC nanoseconds).
+    resets_at_ns: int = 0

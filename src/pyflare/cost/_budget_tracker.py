@@ -401,8 +401,8 @@ def _exceeded_error(budget: Budget, spent: int, end: int, model_id: str | None) 
         f"{format_usd(spent)} of {format_usd(budget.limit_micros)} this {budget.window}; "
         f"{call} was not made. The window resets at {iso_utc(end)}."
     )
-    error.budget = budget  # type: ignore[attr-defined]
-    error.spent_micros = spent  # type: ignore[attr-defined]
-    error.limit_micros = budget.limit_micros  # type: ignore[attr-defined]
-    error.resets_at_ns = end  # type: ignore[attr-defined]
+    error.budget = budget
+    error.spent_micros = spent
+    error.limit_micros = budget.limit_micros
+    error.resets_at_ns = end
     return error
