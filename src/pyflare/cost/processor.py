@@ -328,8 +328,8 @@ class CostProcessor:
                 "pyflare.cost.unpriced=true; add it to your price file to price it",
                 name,
             )
-        for name in fresh_tokens:
-            logger.warning(
+        for name in fresh_tokens:  # often failed calls: worth knowing, not a warning
+            logger.info(
                 "calls to model %r carry no token counts: their cost is left empty and "
                 "flagged pyflare.cost.unpriced=true",
                 name,
