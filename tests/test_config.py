@@ -62,6 +62,8 @@ WITHOUT_OTEL_TWIN = [
     Levels("pii_masking", False, {"PYFLARE_PII_MASKING": "0"}, {}, False, False, True, True),
     Levels("thread_context", False, {"PYFLARE_THREAD_CONTEXT": "off"}, {}, False, False, True,
            True),
+    Levels("prices_file", "arg.yaml", {"PYFLARE_PRICES_FILE": "pf.yaml"}, {}, "arg.yaml",
+           "pf.yaml", None, None),
 ]  # fmt: skip
 
 

@@ -59,7 +59,7 @@ def test_local_mode_stores_nested_sync_and_async_spans(run_python, tmp_path: Pat
             pii=pyflare.PIIConfig(field_actions={{"app.note": "redact"}}),
         )
 
-        @pyflare.trace(kind="llm", model_id="gpt-test")
+        @pyflare.trace(kind="llm", model_id="gpt-4o-mini")
         def ask(question: str) -> str:
             pyflare.record_usage(input_tokens=12, output_tokens=5)
             return "an answer"
@@ -121,7 +121,7 @@ def test_local_mode_stores_nested_sync_and_async_spans(run_python, tmp_path: Pat
     assert "[EMAIL]" in root["input_preview"]
     assert ask["output_preview"] == "an answer"
     assert (ask["input_tokens"], ask["output_tokens"], ask["total_tokens"]) == (12, 5, 17)
-    assert ask["model_id"] == "gpt-test"
+    assert ask["model_id"] == "gpt-4o-mini"
     # A field action from init(pii=PIIConfig(...)) applies to that attribute.
     assert lookup["attributes"]["app.note"] == "call  back"
     assert pd.isna(root["input_tokens"])  # unknown, not 0

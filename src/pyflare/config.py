@@ -261,6 +261,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Longest one export may take (OTLP mode).", otel_env=("OTEL_BSP_EXPORT_TIMEOUT",)),
     Setting("thread_context", "PYFLARE_THREAD_CONTEXT", True, _parse_bool,
             "Carry PyFlare context and the current span into threads and thread pools."),
+    Setting("prices_file", "PYFLARE_PRICES_FILE", None, _parse_optional_str,
+            "YAML file of model prices and aliases; they win over the built-in catalogue "
+            "(see pyflare.cost.prices.PriceBook.from_yaml)."),
 )
 # fmt: on
 
@@ -287,6 +290,7 @@ class Settings:
     export_interval_ms: int = 500
     export_timeout_ms: int = 30000
     thread_context: bool = True
+    prices_file: str | None = None
 
     @property
     def local_store(self) -> str | None:

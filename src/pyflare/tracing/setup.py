@@ -169,6 +169,13 @@ def _masker(settings: Settings, pii: bool | PIIConfig | None) -> PIIMasker | Non
 _DEFAULT_SERVICE_NAME = "unknown_service"
 
 
+def _load_prices(path: str) -> None:
+    """Make the user's price file the process's price book (ConfigError when it is bad)."""
+    from pyflare.cost.prices import PriceBook
+
+    PriceBook.set_default(PriceBook.from_yaml(path))
+
+
 def _service_name(settings: Settings) -> str:
     """service.name: the setting, else one given in the resource attributes, else the default.
 
@@ -304,6 +311,8 @@ def init(
     }
     resolved = load_settings(**arguments)
     masker = _masker(resolved, pii)
+    if resolved.prices_file is not None:
+        _load_prices(resolved.prices_file)
     with _lock:
         if not resolved.enabled:
             _shutdown_pipeline()
