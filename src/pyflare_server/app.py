@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pyflare._version import __version__
+from pyflare.cost.processor import CostProcessor
 from pyflare.store import open_store
 from pyflare.store.base import SpanStore
 from pyflare_server import api
@@ -76,14 +77,23 @@ class ServerCore:
             else None
         )
         # Cost runs before drift, which reads the spans as they will be stored.
-        self.cost = CostStage(self.store)
+        cost = settings.collector.cost
+        self.cost = (
+            CostStage(
+                self.store,
+                CostProcessor(price_book=cost.price_book(), attribution=cost.attribution_rules()),
+            )
+            if cost.enabled
+            else None
+        )
+        self._budgets = cost.budget_rules()
         self._drift = drift_processor(settings.collector.drift, self.store)
         self.pipeline = Pipeline(
             settings,
             self.store,
             queue=queue,
             telemetry=self.telemetry,
-            processors=[self.cost, *([self._drift] if self._drift is not None else [])],
+            processors=[p for p in (self.cost, self._drift) if p is not None],
             enrich=self._pool is None,  # the decode workers enrich
         )
         self.started_at = time.time()
@@ -144,7 +154,7 @@ class ServerCore:
 
     def api_routes(self) -> list[BaseRoute]:
         """The query API under /api/v1."""
-        return [*api.routes(self.store), *costs.routes(self.store)]
+        return [*api.routes(self.store), *costs.routes(self.store, self._budgets)]
 
     def service_routes(self) -> list[BaseRoute]:
         """GET /health and GET /metrics (Prometheus), on every listener."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -45,6 +45,11 @@ from pyflare.errors import ConfigError
 from pyflare.exporters.masking import SpanMasker
 from pyflare.mlfields import stringify
 from pyflare.tracing.masking import DETECTORS, PIIConfig, PIIMasker
+
+if TYPE_CHECKING:
+    from pyflare.cost.attribution import Attribution
+    from pyflare.cost.budgets import Budget
+    from pyflare.cost.prices import PriceBook
 
 __all__ = [
     "DEFAULT_STORE",
@@ -261,6 +266,49 @@ class PiiSettings(_Section):
         return SpanMasker(PIIMasker(self.pii_config())) if self.enabled else None
 
 
+class CostSettings(_Section):
+    """Pricing spans on their way to the store, and the server's budget rules."""
+
+    enabled: bool = True
+    # YAML of model prices and aliases (pyflare.cost.prices.PriceBook.from_yaml);
+    # they win over the built-in catalogue.
+    prices_file: NonEmpty | None = None
+    # Attribute keys filling user/session/feature/team/environment and extra
+    # dimensions (pyflare.cost.attribution.Attribution.from_mapping).
+    attribution: dict[str, list[str]] = Field(default_factory=dict)
+    # Budget rules (pyflare.cost.budgets.budgets_from_config), checked by
+    # GET /api/v1/costs/budgets.
+    budgets: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid_cost(self) -> CostSettings:
+        try:
+            self.attribution_rules()
+            self.budget_rules()
+            self.price_book()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def attribution_rules(self) -> Attribution:
+        from pyflare.cost.attribution import Attribution
+
+        return Attribution.from_mapping(self.attribution)
+
+    def budget_rules(self) -> list[Budget]:
+        from pyflare.cost.budgets import budgets_from_config
+
+        return budgets_from_config(self.budgets, source="collector.cost.budgets")
+
+    def price_book(self) -> PriceBook | None:
+        """The user's price book, or None for the built-in catalogue."""
+        if self.prices_file is None:
+            return None
+        from pyflare.cost.prices import PriceBook
+
+        return PriceBook.from_yaml(self.prices_file)
+
+
 class KafkaTopics(_Section):
     traces: NonEmpty = "pyflare.traces"
     metrics: NonEmpty = "pyflare.metrics"
@@ -291,6 +339,7 @@ class CollectorSettings(_Section):
     enricher: EnricherSettings = EnricherSettings()
     pii: PiiSettings = PiiSettings()
     drift: DriftSettings = DriftSettings()
+    cost: CostSettings = CostSettings()
     kafka: KafkaSettings = KafkaSettings()
 
 
