@@ -526,7 +526,7 @@ def test_a_file_that_is_not_text(tmp_path: Path) -> None:
         (
             {"PYFLARE_COLLECTOR__NOPE": "1"},
             "PYFLARE_COLLECTOR__NOPE: unknown key 'nope' under collector; expected one of otlp, "
-            "batcher, sampling, enricher, pii, drift, kafka",
+            "batcher, sampling, enricher, pii, drift, cost, kafka",
         ),
         (
             {"PYFLARE_COLLECTOR__BATCHER__MAX_BATCH_SIZE__X": "1"},
