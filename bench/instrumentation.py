@@ -4,7 +4,7 @@
 
 * µs added per OpenAI chat call (``chat.completions.create``, not streamed) by
   PyFlare, openinference-instrumentation-openai, opentelemetry-instrumentation-openai-v2
-  and, when installed, Traceloop's opentelemetry-instrumentation-openai; with an
+  and Traceloop's opentelemetry-instrumentation-openai (``pip install -e ".[bench]"``); with an
   in-process mocked transport (no network) and with a local HTTP server. Each
   contender runs in its own process, every one exporting to the same do-nothing
   exporter, and its overhead is its per-call time minus the same process's time
@@ -27,16 +27,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENDERS = ("pyflare", "openinference", "openai-v2", "traceloop")
-# Traceloop's instrumentor is not a dev dependency; point this at a directory where
-# `pip install --target DIR --no-deps opentelemetry-instrumentation-openai
-# opentelemetry-semantic-conventions-ai` put it (or install it in the environment).
-TRACELOOP_PATH = os.environ.get("PYFLARE_BENCH_TRACELOOP_PATH", "/tmp/traceloop")
 
 
 def contender_run(contender: str, mode: str, base_url: str = "") -> dict[str, float] | None:
     env = dict(os.environ)
-    if contender == "traceloop" and Path(TRACELOOP_PATH).is_dir():
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [TRACELOOP_PATH, env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "_instr_openai.py"), contender, mode, base_url],
         capture_output=True,
