@@ -25,6 +25,10 @@ COST_MICROS: Final = "pyflare.cost.micros"
 COST_UNPRICED: Final = "pyflare.cost.unpriced"
 # Set when PyFlare counted or estimated the tokens instead of the provider ("true").
 TOKENS_ESTIMATED: Final = "pyflare.tokens.estimated"
+# Set ("true") on a framework's model-call span (LangChain) when the provider call
+# inside it was recorded by a provider instrumentation (OpenAI) as its own span:
+# that inner span carries the call's tokens and cost, so the call counts once.
+USAGE_IN_CHILD: Final = "pyflare.usage.in_child"
 CACHED_INPUT_TOKENS: Final = "pyflare.usage.cached_input_tokens"
 REASONING_TOKENS: Final = "pyflare.usage.reasoning_tokens"
 PROVIDER: Final = "pyflare.provider"

@@ -146,6 +146,16 @@ class CostProcessor:
         if len(rows) == 0:
             return CostOutput(batch, COST_SCHEMA.empty_table())
         calls = batch.drop_columns(["events"]).take(pa.array(rows))
+        in_child = map_values(calls.column("attributes"), [sc.USAGE_IN_CHILD]).get(
+            sc.USAGE_IN_CHILD
+        )
+        if in_child is not None:
+            # A framework span whose provider call has its own span: counted there.
+            keep = pc.invert(pc.fill_null(pc.equal(in_child, "true"), False))
+            rows = rows[keep.to_numpy(zero_copy_only=False)]
+            if len(rows) == 0:
+                return CostOutput(batch, COST_SCHEMA.empty_table())
+            calls = calls.filter(keep)
         return self._price(batch, calls, rows, recompute=recompute)
 
     def _price(

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 from typing import Any, ClassVar
 
 import orjson
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
     BaseInstrumentor,  # the module opts out of type checking, hence the ignore
@@ -186,6 +187,26 @@ def enforce_budget(model: str | None) -> None:
         raise
     except Exception as exc:
         warn_once("instr-budget", "PyFlare's budget check failed; the call goes ahead: %r", exc)
+
+
+# A framework's model-call span (LangChain's) and the provider call made inside it
+# (OpenAI's span) are one model call. The framework puts a list in the context of its
+# span; provider instrumentations append to it when they record a call below it, and
+# the framework's span then leaves the tokens and the cost to the provider's span.
+_PROVIDER_CALLS = otel_context.create_key("pyflare-provider-calls-below")
+
+
+def with_provider_calls(ctx: otel_context.Context) -> tuple[otel_context.Context, list[str]]:
+    """``ctx`` with a fresh list that provider calls recorded inside it are added to."""
+    calls: list[str] = []
+    return otel_context.set_value(_PROVIDER_CALLS, calls, ctx), calls
+
+
+def note_provider_call(operation: str) -> None:
+    """Tell the enclosing framework model span (if any) that this call has its own span."""
+    calls = otel_context.get_value(_PROVIDER_CALLS)
+    if isinstance(calls, list):
+        calls.append(operation)
 
 
 def price_call(

@@ -21,6 +21,7 @@ from pyflare.tracing.capture import render
 
 __all__ = [
     "MAX_DOCUMENTS",
+    "USAGE_KEYS",
     "content",
     "document_attributes",
     "llm_request_attributes",
@@ -235,6 +236,15 @@ def _response_metadata(generation: Any) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, Mapping) else {}
 
 
+#: The token attributes of a model run's result.
+USAGE_KEYS = (
+    sc.GEN_AI_USAGE_INPUT_TOKENS,
+    sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+    sc.CACHED_INPUT_TOKENS,
+    sc.REASONING_TOKENS,
+)
+
+
 def llm_result_attributes(result: Any) -> tuple[dict[str, Any], bool]:
     """(GenAI response attributes of an ``LLMResult``, whether it reported token usage)."""
     batches = getattr(result, "generations", None) or [[]]
@@ -242,12 +252,7 @@ def llm_result_attributes(result: Any) -> tuple[dict[str, Any], bool]:
     llm_output = getattr(result, "llm_output", None)
     attributes: dict[str, Any] = {}
     usage = _usage(generations, llm_output)
-    for key, name in (
-        ("input", sc.GEN_AI_USAGE_INPUT_TOKENS),
-        ("output", sc.GEN_AI_USAGE_OUTPUT_TOKENS),
-        ("cached", sc.CACHED_INPUT_TOKENS),
-        ("reasoning", sc.REASONING_TOKENS),
-    ):
+    for key, name in zip(("input", "output", "cached", "reasoning"), USAGE_KEYS, strict=True):
         if key in usage:
             attributes[name] = usage[key]
     reasons: list[str] = []

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from pyflare import semconv as sc
 from pyflare._runtime import STATE, warn_once
-from pyflare.instrumentation._base import record_failure
+from pyflare.instrumentation._base import record_failure, with_provider_calls
 from pyflare.tracing.capture import render, render_preview
 
 __all__ = [
@@ -41,14 +41,23 @@ _SESSION_KEYS: Final = ("session_id", "thread_id", "conversation_id")
 
 
 class Run:
-    __slots__ = ("first_token", "model", "prompt", "span", "token")
+    __slots__ = ("first_token", "model", "prompt", "provider_calls", "span", "token")
 
-    def __init__(self, span: trace.Span, token: object, model: str | None, prompt: Any) -> None:
+    def __init__(
+        self,
+        span: trace.Span,
+        token: object,
+        model: str | None,
+        prompt: Any,
+        provider_calls: list[str] | None = None,
+    ) -> None:
         self.span = span
         self.token = token
         self.model = model
         self.prompt = prompt  # kept to estimate tokens when the model reports none
         self.first_token = False
+        # Provider calls (OpenAI...) recorded as their own spans inside a model run.
+        self.provider_calls = provider_calls
 
 
 def kind_attributes(kind: str) -> dict[str, Any]:
@@ -112,6 +121,7 @@ class RunSpans:
         kind: SpanKind = SpanKind.INTERNAL,
         model: str | None = None,
         prompt: Any = None,
+        model_call: bool = False,
     ) -> None:
         parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
         parent_context = trace.set_span_in_context(parent.span) if parent is not None else None
@@ -123,9 +133,13 @@ class RunSpans:
             span.set_attributes(
                 {sc.INPUT_PREVIEW: rendered.preview, sc.INPUT_HASH: rendered.digest}
             )
-        token = otel_context.attach(trace.set_span_in_context(span))
+        ctx = trace.set_span_in_context(span)
+        provider_calls = None
+        if model_call:
+            ctx, provider_calls = with_provider_calls(ctx)
+        token = otel_context.attach(ctx)
         with self._lock:
-            self._runs[run_id] = Run(span, token, model, prompt)
+            self._runs[run_id] = Run(span, token, model, prompt, provider_calls)
             if len(self._runs) > MAX_OPEN_RUNS:
                 oldest = next(iter(self._runs))
                 abandoned = self._runs.pop(oldest)

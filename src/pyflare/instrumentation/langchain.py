@@ -186,6 +186,7 @@ class PyFlareCallbackHandler(BaseCallbackHandler):
             kind=SpanKind.CLIENT,
             model=model,
             prompt=prompt,
+            model_call=True,
         )
 
     def on_chat_model_start(
@@ -247,7 +248,12 @@ class PyFlareCallbackHandler(BaseCallbackHandler):
             attributes, has_usage = la.llm_result_attributes(response)
             generations = getattr(response, "generations", None) or [[]]
             text = la.output_text(generations[0])
-            if not has_usage:
+            if run.provider_calls:
+                # The provider's own span inside this one has the tokens and the cost.
+                for key in la.USAGE_KEYS:
+                    attributes.pop(key, None)
+                attributes[sc.USAGE_IN_CHILD] = "true"
+            elif not has_usage:
                 attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = estimate_tokens(
                     prompt_text(run.prompt), run.model
                 )

@@ -46,6 +46,7 @@ from pyflare.errors import InvalidArgumentError
 from pyflare.instrumentation._base import (
     PyFlareInstrumentor,
     enforce_budget,
+    note_provider_call,
     record_failure,
     tracer_for,
 )
@@ -193,6 +194,7 @@ def _start(
     model = kwargs.get("model")
     model = model if isinstance(model, str) and model else None
     enforce_budget(model)
+    note_provider_call(operation)
     start = STATE.clock()
     where = endpoint(getattr(instance, "_client", None), settings.azure, settings.hosts)
     info = CallInfo(operation, model, where.provider, start)
