@@ -107,9 +107,7 @@ def test_pricing_can_be_turned_off(tmp_path: Path) -> None:
         ("collector:\n  cost:\n    enabled: maybe\n", "collector.cost.enabled"),
     ],
 )
-def test_bad_cost_settings_name_what_is_wrong(
-    tmp_path: Path, yaml_text: str, message: str
-) -> None:
+def test_bad_cost_settings_name_what_is_wrong(tmp_path: Path, yaml_text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, yaml_text)
     assert message in str(info.value)
