@@ -14,9 +14,10 @@ from pyflare.errors import InvalidArgumentError
 # 2026-01-01 10:00 UTC: DeepSeek's standard (not off-peak) hours.
 AT = int(datetime(2026, 1, 1, 10, tzinfo=UTC).timestamp()) * 1_000_000_000
 
-# Providers' published list prices, USD per million tokens (input, output), as read on
-# the providers' pricing pages on 2026-01-01 and checked against the genai-prices
-# snapshot below (test_table_matches_genai_prices).
+# Providers' published list prices, USD per million tokens (input, output), as their
+# pricing pages stated them in 2025 (this machine has no web access, so they were not
+# re-read on a later date); each is checked against the offline genai-prices 0.2.3
+# snapshot below (test_table_matches_genai_prices), priced at 2026-01-01 (AT).
 PUBLISHED = [
     ("openai", "gpt-4o", 2.5, 10),
     ("openai", "gpt-4o-mini", 0.15, 0.6),
