@@ -313,6 +313,12 @@ class KafkaTopics(_Section):
     traces: NonEmpty = "pyflare.traces"
     metrics: NonEmpty = "pyflare.metrics"
     logs: NonEmpty = "pyflare.logs"
+    alerts: NonEmpty = "pyflare.alerts"
+    embeddings: NonEmpty = "pyflare.embeddings"
+    dead_letter: NonEmpty = "pyflare.dead-letter"
+    # Topics are created with these when missing, and checked when they exist.
+    partitions: PositiveInt = 12
+    replication_factor: PositiveInt = 3
 
 
 class KafkaProducerSettings(_Section):
@@ -324,12 +330,22 @@ class KafkaProducerSettings(_Section):
     acks: Annotated[Literal["0", "1", "all"], BeforeValidator(_acks)] = "all"
 
 
+class KafkaConsumerSettings(_Section):
+    """The workers of ``pyflare worker``: one consumer group."""
+
+    group_id: NonEmpty = "pyflare-workers"
+    max_batch_spans: PositiveInt = 10_000
+    max_wait_ms: PositiveInt = 200
+    session_timeout_ms: PositiveInt = 10_000
+
+
 class KafkaSettings(_Section):
-    """The scaled mode's queue (accepted and checked now, used from the scaled mode on)."""
+    """The scaled mode's queue: with brokers set, receivers produce and workers consume."""
 
     brokers: tuple[Endpoint, ...] = ()
     topics: KafkaTopics = KafkaTopics()
     producer: KafkaProducerSettings = KafkaProducerSettings()
+    consumer: KafkaConsumerSettings = KafkaConsumerSettings()
 
 
 class CollectorSettings(_Section):
@@ -359,6 +375,47 @@ def _server_store(value: object) -> object:
 
 class ApiSettings(_Section):
     endpoint: Endpoint = "0.0.0.0:8080"
+    # POST /api/v1/query: the most rows one answer has, and the longest a query runs.
+    max_query_rows: Annotated[int, Field(gt=0, le=10_000)] = 10_000
+    query_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+    # WebSocket /api/v1/ws: messages queued for one client before it is disconnected.
+    ws_max_queue: PositiveInt = 1_000
+
+
+class JwtSettings(_Section):
+    """Bearer tokens signed by your identity provider (RS256)."""
+
+    enabled: bool = False
+    issuer: NonEmpty = "pyflare"
+    audience: NonEmpty = "pyflare-api"
+    algorithms: tuple[Literal["RS256", "RS384", "RS512"], ...] = ("RS256",)
+    public_key_path: NonEmpty | None = None
+    # The claim holding the role (admin, developer, viewer, operator).
+    role_claim: NonEmpty = "role"
+    leeway_s: NonNegativeInt = 30
+
+
+class AuthSettings(_Section):
+    """Who may call the API and the receivers (spec §7).
+
+    ``enabled`` None means: on unless every listener is on a loopback address.
+    Turning it off on a non-loopback address needs ``insecure: true``.
+    """
+
+    enabled: bool | None = None
+    insecure: bool = False
+    api_key_header: NonEmpty = "X-API-Key"
+    jwt: JwtSettings = JwtSettings()
+
+
+class RateLimitSettings(_Section):
+    """A token bucket per API key (or client address without auth)."""
+
+    enabled: bool = True
+    requests_per_s: PositiveFloat = 50.0
+    burst: PositiveInt = 100
+    # redis://host:6379/0 shares the buckets between API replicas; in-process otherwise.
+    redis_url: NonEmpty | None = None
 
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -366,7 +423,12 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 class ServerSection(_Section):
     store: Annotated[str, BeforeValidator(_server_store)] = DEFAULT_STORE
+    # Where embeddings live: duckdb (the store's file), qdrant://host:6333 or
+    # qdrant+local:///path; None keeps them in the span store's backend.
+    vectors: NonEmpty | None = None
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
     log_level: Annotated[LogLevel, BeforeValidator(_lower)] = "info"
 
 

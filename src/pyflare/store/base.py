@@ -147,8 +147,15 @@ class SpanStore(Protocol):
         params: Sequence[Any] | Mapping[str, Any] | None = None,
         *,
         max_rows: int = MAX_SQL_ROWS,
+        dialect: str = "duckdb",
+        timeout_s: float | None = None,
     ) -> pa.Table:
-        """Run one read-only SELECT over PyFlare's tables (``QueryError`` otherwise)."""
+        """Run one read-only SELECT over PyFlare's tables (``QueryError`` otherwise).
+
+        ``dialect`` is the SQL's dialect (``duckdb`` or ``clickhouse``), translated to
+        the store's. With ``timeout_s``, a query running longer is stopped and raises
+        ``QueryError``; it runs beside writes, never holding them up.
+        """
         ...
 
     def write_drift_results(self, batch: pa.Table) -> int:

@@ -297,17 +297,47 @@ class DuckDBSpanStore:
         params: Sequence[Any] | Mapping[str, Any] | None = None,
         *,
         max_rows: int = MAX_SQL_ROWS,
+        dialect: str = "duckdb",
+        timeout_s: float | None = None,
     ) -> pa.Table:
         from pyflare.store.sqlguard import guard_select
 
         guarded = guard_select(
             query,
             allowed_tables=PYFLARE_TABLES,
-            read_dialect="duckdb",
+            read_dialect=dialect,
             write_dialect="duckdb",
             max_rows=max_rows,
         )
-        return self._query(guarded.sql, params)
+        if timeout_s is None:
+            return self._query(guarded.sql, params)
+        return self._query_with_timeout(guarded.sql, params, timeout_s)
+
+    def _query_with_timeout(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None, timeout_s: float
+    ) -> pa.Table:
+        # On a cursor of its own, outside the store's lock: a long query neither
+        # waits for writes nor holds them up, and interrupt() stops only it.
+        with self._lock:
+            self._ensure_open()
+            cursor = self._con.cursor()
+        if self.path != ":memory:":
+            cursor.execute(f"USE {_CATALOG}")  # a cursor starts in the default catalog
+        timer = threading.Timer(timeout_s, cursor.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            return _arrow(cursor.sql(sql, params=params))
+        except duckdb.InterruptException as exc:
+            raise QueryError(
+                f"the query ran longer than {timeout_s:g} s and was stopped; narrow its time "
+                "range, add filters or aggregate more"
+            ) from exc
+        except duckdb.Error as exc:
+            raise QueryError(f"query failed: {exc}") from exc
+        finally:
+            timer.cancel()
+            cursor.close()
 
     # -- drift (the tables and their SQL: pyflare.store._duckdb_drift) --------
 
