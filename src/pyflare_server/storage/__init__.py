@@ -1,0 +1,1 @@
+"""Storage backends for the scaled mode: backend URLs, ClickHouse spans, Qdrant vectors."""
