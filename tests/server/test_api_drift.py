@@ -88,10 +88,15 @@ def client(store: DuckDBSpanStore) -> Iterator[TestClient]:
 
 def error(response: Any, status: int, code: str) -> str:
     assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()["error"]
-    assert body["code"] == code
-    return str(body["message"])
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["status"], body["code"], body["type"]) == (
+        status,
+        code,
+        f"urn:pyflare:problem:{code}",
+    )
+    assert body["instance"] == response.request.url.path
+    return str(body["detail"])
 
 
 def bad(response: Any) -> str:

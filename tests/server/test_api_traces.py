@@ -121,10 +121,14 @@ def listed(client: TestClient, **params: Any) -> list[str]:
 def bad_request(client: TestClient, url: str, **params: Any) -> str:
     response = client.get(url, params=params)
     assert response.status_code == 400, response.text
-    assert response.headers["content-type"] == "application/json"
-    error = response.json()["error"]
-    assert error["code"] == "invalid_argument"
-    return str(error["message"])
+    assert response.headers["content-type"] == "application/problem+json"
+    error = response.json()
+    assert (error["status"], error["code"], error["title"]) == (
+        400,
+        "invalid_argument",
+        "Bad Request",
+    )
+    return str(error["detail"])
 
 
 # -- listing -------------------------------------------------------------------
@@ -266,7 +270,7 @@ def test_bad_list_parameters_are_400_naming_the_parameter(
 def test_a_parameter_given_twice_is_400(client: TestClient) -> None:
     response = client.get("/api/v1/traces?service=a&service=b")
     assert response.status_code == 400
-    assert "'service' is given 2 times" in response.json()["error"]["message"]
+    assert "'service' is given 2 times" in response.json()["detail"]
 
 
 def test_parse_errors_are_api_errors() -> None:
@@ -357,11 +361,16 @@ def test_unknown_and_malformed_trace_ids(client: TestClient, suffix: str) -> Non
     response = client.get(f"/api/v1/traces/{'ab' * 16}{suffix}")
     assert response.status_code == 404
     assert response.json() == {
-        "error": {"code": "not_found", "message": f"no trace with id {'ab' * 16!r}"}
+        "type": "urn:pyflare:problem:not_found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": f"no trace with id {'ab' * 16!r}",
+        "instance": f"/api/v1/traces/{'ab' * 16}{suffix}",
+        "code": "not_found",
     }
     response = client.get(f"/api/v1/traces/abcdef{suffix}")
     assert response.status_code == 404
-    assert "no trace id starts with 'abcdef'" in response.json()["error"]["message"]
+    assert "no trace id starts with 'abcdef'" in response.json()["detail"]
     message = bad_request(client, f"/api/v1/traces/000000{suffix}")
     assert "'000000' is the start of more than one trace" in message
     for bad in ("abc", "xyz123456", "0x" + "0" * 30, "1_" + "0" * 30, "a" * 33, "ä" * 6):
@@ -391,9 +400,10 @@ def test_a_failing_store_is_503_json(
     store.close()
     response = client.get(url)
     assert response.status_code == 503
-    error = response.json()["error"]
+    assert response.headers["retry-after"] == "1"
+    error = response.json()
     assert error["code"] == "unavailable"
-    assert "closed" in error["message"]
+    assert "closed" in error["detail"]
     assert "the store failed a read" in caplog.text
 
 

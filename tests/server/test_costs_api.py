@@ -79,9 +79,11 @@ def client(store: DuckDBSpanStore) -> Iterator[TestClient]:
 
 def error(response: Any, status: int = 400) -> str:
     assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert set(body) == {"error"}
-    return str(body["error"]["message"])
+    assert set(body) == {"type", "title", "status", "detail", "instance", "code"}
+    assert body["status"] == status
+    return str(body["detail"])
 
 
 def test_summary_is_the_spec_cost_summary_with_exact_micros(client: TestClient) -> None:

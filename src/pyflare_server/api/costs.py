@@ -33,6 +33,7 @@ from pyflare.errors import PyFlareError
 from pyflare.store.base import COST_BREAKDOWNS, COST_DIMENSIONS, COST_PERIODS
 from pyflare_server.api._http import ApiError, call_store, endpoint, iso_ns, json_response
 from pyflare_server.api._params import instant, integer, invalid, records, single
+from pyflare_server.auth.permissions import requires
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -63,22 +64,26 @@ def usd(micros: int | None) -> float | None:
 def routes(store: SpanStore, budgets: Sequence[Any] = ()) -> list[Route]:
     """The costs resource's routes, reading from ``store``; ``budgets`` are the server's rules."""
 
+    @requires("costs:read")
     @endpoint
     async def summary(request: Request) -> Response:
         since, until, group_by = parse_summary(request.query_params)
         return json_response(await call_store(_summary, store, since, until, group_by))
 
+    @requires("costs:read")
     @endpoint
     async def breakdown(request: Request) -> Response:
         dimension, since, until, limit = parse_breakdown(request.query_params)
         return json_response(await call_store(_breakdown, store, dimension, since, until, limit))
 
+    @requires("costs:read")
     @endpoint
     async def forecast(request: Request) -> Response:
         model_id, team, horizon, history = parse_forecast(request.query_params)
         body = await call_store(_forecast, store, model_id, team, horizon, history, time.time_ns())
         return json_response(body)
 
+    @requires("costs:read")
     @endpoint
     async def budget_status(request: Request) -> Response:
         single(request.query_params, ())

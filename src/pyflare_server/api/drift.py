@@ -43,6 +43,7 @@ from pyflare_server.api._drift_upload import (
 )
 from pyflare_server.api._http import ApiError, call_store, endpoint, iso_ns, json_response
 from pyflare_server.api._params import instant, integer, invalid, records, single
+from pyflare_server.auth.permissions import requires
 
 if TYPE_CHECKING:
     from starlette.datastructures import QueryParams
@@ -90,12 +91,14 @@ _HISTORY_PARAMETERS: Final = ("drift_type", "start_time", "end_time", "limit")
 def routes(store: SpanStore) -> list[Route]:
     """The drift resource's routes, reading from and writing to ``store``."""
 
+    @requires("drift:read")
     @endpoint
     async def drift_status(request: Request) -> Response:
         single(request.query_params, ())
         model_id = _model_id(request)
         return json_response(await call_store(_status, store, model_id))
 
+    @requires("drift:read")
     @endpoint
     async def drift_history(request: Request) -> Response:
         model_id = _model_id(request)
@@ -105,6 +108,7 @@ def routes(store: SpanStore) -> list[Route]:
             {"model_id": model_id, "drift_type": drift_type, "limit": limit, "results": results}
         )
 
+    @requires("drift:configure")
     @endpoint
     async def upload_reference(request: Request) -> Response:
         single(request.query_params, ())

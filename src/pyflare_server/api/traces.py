@@ -31,6 +31,7 @@ from pyflare_server.api._params import (
     records,
     single,
 )
+from pyflare_server.auth.permissions import requires
 
 if TYPE_CHECKING:
     from starlette.datastructures import QueryParams
@@ -62,6 +63,7 @@ _LIST_PARAMETERS = (
 def routes(store: SpanStore) -> list[Route]:
     """The traces resource's routes, reading from ``store``."""
 
+    @requires("traces:read")
     @endpoint
     async def list_traces(request: Request) -> Response:
         query = parse_trace_query(request.query_params)
@@ -75,6 +77,7 @@ def routes(store: SpanStore) -> list[Route]:
             }
         )
 
+    @requires("traces:read")
     @endpoint
     async def get_trace(request: Request) -> Response:
         no_parameters(request.query_params)
@@ -90,6 +93,7 @@ def routes(store: SpanStore) -> list[Route]:
             }
         )
 
+    @requires("traces:read")
     @endpoint
     async def trace_spans(request: Request) -> Response:
         no_parameters(request.query_params)
