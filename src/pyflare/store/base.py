@@ -299,6 +299,30 @@ class SpanStore(Protocol):
         """
         ...
 
+    # -- api keys (pyflare_server.auth) ------------------------------------------
+
+    def put_api_key(self, record: Mapping[str, Any]) -> None:
+        """Store an API key's record: only its hash, never the key.
+
+        ``record`` has key_id (1-64 of ``[A-Za-z0-9_-]``), key_hash (sha256,
+        lowercase hex), name, role, user_id (str or None), created_at_ns and
+        expires_at_ns (int or None, after created_at_ns). A bad field or a
+        key_id already stored raises ``InvalidArgumentError``.
+        """
+        ...
+
+    def api_keys(self, *, include_revoked: bool = False) -> list[dict[str, Any]]:
+        """Every key's record plus revoked_at_ns (None while valid), oldest first."""
+        ...
+
+    def api_key(self, key_id: str) -> dict[str, Any] | None:
+        """The record of ``key_id`` (revoked ones too, revoked_at_ns set), or None."""
+        ...
+
+    def revoke_api_key(self, key_id: str, *, at_ns: int) -> bool:
+        """Mark ``key_id`` revoked at ``at_ns``; False when unknown or already revoked."""
+        ...
+
     def close(self) -> None:
         """Release the store; later calls raise ``StoreError``."""
         ...

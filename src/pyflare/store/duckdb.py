@@ -28,6 +28,7 @@ from pyflare.config import store_path
 from pyflare.errors import QueryError, StoreError, StoreLockedError
 from pyflare.records import DRIFT_RESULT_SCHEMA, LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
 from pyflare.store import _duckdb_costs as costs
+from pyflare.store import _duckdb_keys as keys
 from pyflare.store._duckdb_drift import (
     MODELS_WITH_DRIFT_SQL,
     check_drift_type,
@@ -442,6 +443,28 @@ class DuckDBSpanStore:
         with self._lock:
             self._ensure_open()
             return costs.update_span_costs(self._con, self.path, batch)
+
+    # -- api keys (pyflare.store._duckdb_keys) -----------------------------------
+
+    def put_api_key(self, record: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._ensure_open()
+            keys.insert_key(self._con, self.path, record)
+
+    def api_keys(self, *, include_revoked: bool = False) -> list[dict[str, Any]]:
+        with self._lock:
+            self._ensure_open()
+            return keys.read_keys(self._con, include_revoked=include_revoked)
+
+    def api_key(self, key_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            self._ensure_open()
+            return keys.read_key(self._con, key_id)
+
+    def revoke_api_key(self, key_id: str, *, at_ns: int) -> bool:
+        with self._lock:
+            self._ensure_open()
+            return keys.revoke_key(self._con, self.path, key_id, at_ns)
 
     # -- lifecycle -----------------------------------------------------------
 

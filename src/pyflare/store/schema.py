@@ -187,12 +187,28 @@ FROM costs
 GROUP BY ALL
 """
 
+# API keys (pyflare_server.auth): the sha256 of each key, never the key. Not
+# among the tables user SQL may read (pyflare.store.base.PYFLARE_TABLES).
+_API_KEYS = """
+CREATE TABLE api_keys (
+    key_id      VARCHAR PRIMARY KEY,
+    key_hash    VARCHAR NOT NULL,
+    name        VARCHAR,
+    role        VARCHAR NOT NULL,
+    user_id     VARCHAR,
+    created_at  TIMESTAMP_NS NOT NULL,
+    expires_at  TIMESTAMP_NS,
+    revoked_at  TIMESTAMP_NS
+)
+"""
+
 #: (version, description, statements), applied in order.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "traces table (canonical span row)", (_TRACES,)),
     (2, "metrics and logs tables", (_METRICS, _LOGS)),
     (3, "drift results and references", (_DRIFT_RESULTS, _DRIFT_REFERENCES)),
     (4, "costs table and its hourly rollup", (_COSTS, _COSTS_HOURLY)),
+    (5, "api keys (hashed)", (_API_KEYS,)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
