@@ -19,7 +19,10 @@ __all__ = [
     "COST_DIMENSIONS",
     "COST_PERIODS",
     "DRIFT_TYPES",
+    "MAX_METRIC_BUCKETS",
     "MAX_SQL_ROWS",
+    "METRIC_AGGREGATIONS",
+    "METRIC_GROUP_COLUMNS",
     "PYFLARE_TABLES",
     "SpanStore",
     "TraceQuery",
@@ -57,6 +60,25 @@ COST_BREAKDOWNS: Mapping[str, str] = {
     "provider": "provider",
     "service": "service_name",
 }
+
+# -- metric queries (metric_names, metric_series) --
+#: How :meth:`SpanStore.metric_series` aggregates the points of a bucket.
+METRIC_AGGREGATIONS: tuple[str, ...] = (
+    "avg",
+    "sum",
+    "min",
+    "max",
+    "count",
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "last",
+)
+#: The metric columns a series is grouped and filtered by.
+METRIC_GROUP_COLUMNS: tuple[str, ...] = ("service_name", "model_id", "model_version", "environment")
+#: The most buckets one series of :meth:`SpanStore.metric_series` may have.
+MAX_METRIC_BUCKETS = 10_000
 
 StatusFilter = Literal["ok", "error", "unset"]
 
@@ -321,6 +343,53 @@ class SpanStore(Protocol):
 
     def revoke_api_key(self, key_id: str, *, at_ns: int) -> bool:
         """Mark ``key_id`` revoked at ``at_ns``; False when unknown or already revoked."""
+        ...
+
+    # -- metric queries --
+
+    def metric_names(
+        self,
+        *,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        service: str | None = None,
+        model_id: str | None = None,
+        limit: int = 1000,
+    ) -> pa.Table:
+        """The metrics with points in ``[since_ns, until_ns)``, sorted by name, at most ``limit``.
+
+        Columns: metric_name, value_type and unit (of the latest point), services
+        (sorted list of the service names), points (int64), last_seen (timestamp,
+        ns). ``service`` and ``model_id`` keep the points with that value. A
+        negative limit raises ``QueryError``.
+        """
+        ...
+
+    def metric_series(
+        self,
+        name: str,
+        *,
+        since_ns: int,
+        until_ns: int,
+        step_ns: int,
+        aggregation: str = "avg",
+        group_by: Sequence[str] = (),
+        filters: Mapping[str, str] | None = None,
+        max_series: int = 100,
+    ) -> pa.Table:
+        """Metric ``name`` in ``[since_ns, until_ns)`` as time series, one per ``group_by`` value.
+
+        Buckets start at ``since_ns`` and are ``step_ns`` wide; every bucket is
+        in the answer (value NULL, points 0 when a series has no point there).
+        ``aggregation`` is one of :data:`METRIC_AGGREGATIONS` over the points'
+        ``value``; ``group_by`` and ``filters`` (column → value) name
+        :data:`METRIC_GROUP_COLUMNS`. Columns: bucket (timestamp ns), the
+        group_by columns, value (float64), points (int64); ordered by the group
+        values (NULLs first), then bucket; at most ``max_series`` series, and
+        none when the metric has no point in range. Bad arguments, or more than
+        :data:`MAX_METRIC_BUCKETS` buckets, raise ``QueryError``. The checks are
+        :func:`pyflare.store._duckdb_metrics.check_series`.
+        """
         ...
 
     def close(self) -> None:

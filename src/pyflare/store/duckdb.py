@@ -29,6 +29,7 @@ from pyflare.errors import QueryError, StoreError, StoreLockedError
 from pyflare.records import DRIFT_RESULT_SCHEMA, LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
 from pyflare.store import _duckdb_costs as costs
 from pyflare.store import _duckdb_keys as keys
+from pyflare.store import _duckdb_metrics as metric_sql
 from pyflare.store._duckdb_drift import (
     MODELS_WITH_DRIFT_SQL,
     check_drift_type,
@@ -465,6 +466,23 @@ class DuckDBSpanStore:
         with self._lock:
             self._ensure_open()
             return keys.revoke_key(self._con, self.path, key_id, at_ns)
+
+    # -- metric queries (the SQL: pyflare.store._duckdb_metrics) -----------------
+
+    def metric_names(
+        self,
+        *,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        service: str | None = None,
+        model_id: str | None = None,
+        limit: int = 1000,
+    ) -> pa.Table:
+        return self._query(*metric_sql.names_query(since_ns, until_ns, service, model_id, limit))
+
+    def metric_series(self, name: str, **arguments: Any) -> pa.Table:
+        request = metric_sql.check_series(name, **arguments)
+        return self._query(*metric_sql.series_query(request))
 
     # -- lifecycle -----------------------------------------------------------
 
