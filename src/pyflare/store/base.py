@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from pyflare.store.vectors import VectorBatch, VectorFilter, VectorHit
+
 __all__ = [
     "COST_BREAKDOWNS",
     "COST_DIMENSIONS",
@@ -26,6 +28,7 @@ __all__ = [
     "PYFLARE_TABLES",
     "SpanStore",
     "TraceQuery",
+    "VectorStore",
 ]
 
 #: Tables and views a user may query with :meth:`SpanStore.sql`. The drift
@@ -389,6 +392,97 @@ class SpanStore(Protocol):
         none when the metric has no point in range. Bad arguments, or more than
         :data:`MAX_METRIC_BUCKETS` buckets, raise ``QueryError``. The checks are
         :func:`pyflare.store._duckdb_metrics.check_series`.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the store; later calls raise ``StoreError``."""
+        ...
+
+
+# -- VectorStore --------------------------------------------------------------
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """Where embeddings live: the spec's ``inference_embeddings`` and ``reference_embeddings``.
+
+    DuckDB (:mod:`pyflare.store.duckdb_vectors`, fixed-size FLOAT arrays) for the
+    local mode and Qdrant (:mod:`pyflare_server.storage.qdrant`) for the scaled
+    one; ``tests/contract/test_vector_store.py`` runs against both. Collections,
+    payload fields, filters and the input checks are :mod:`pyflare.store.vectors`'s.
+    Similarity is cosine; vectors are stored unit-length. Bad arguments raise
+    ``InvalidArgumentError`` (nothing is written); a backend failure or a closed
+    store raises ``StoreError``.
+    """
+
+    @property
+    def dim(self) -> int:
+        """The size of every vector in this store."""
+        ...
+
+    def upsert(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        vectors: Any,
+        payloads: Sequence[Mapping[str, Any]],
+    ) -> int:
+        """Insert or replace points (an id written again replaces its point); durable on return.
+
+        ``vectors`` is an (n, dim) array of numbers. Returns the number of points
+        written (a repeated id in one call counts once: its last row wins).
+        """
+        ...
+
+    def search(
+        self,
+        collection: str,
+        vector: Any,
+        *,
+        limit: int = 10,
+        where: VectorFilter | None = None,
+    ) -> list[VectorHit]:
+        """The ``limit`` points most similar to ``vector`` among those matching ``where``, best first."""
+        ...
+
+    def search_batch(
+        self,
+        collection: str,
+        vectors: Any,
+        *,
+        limit: int = 10,
+        where: VectorFilter | None = None,
+    ) -> list[list[VectorHit]]:
+        """:meth:`search` for each row of ``vectors`` (n, dim), in one round trip."""
+        ...
+
+    def sample(self, collection: str, n: int, *, where: VectorFilter | None = None) -> VectorBatch:
+        """Up to ``n`` distinct points drawn at random among those matching ``where``.
+
+        All of them when fewer match. The drift detectors' reference sample:
+        ``sample(REFERENCE_EMBEDDINGS, n, where=VectorFilter({"model_id": m}))``.
+        """
+        ...
+
+    def get(self, collection: str, ids: Sequence[str]) -> VectorBatch:
+        """The points with these ids, in the order given; unknown ids are left out."""
+        ...
+
+    def count(self, collection: str, *, where: VectorFilter | None = None) -> int:
+        """How many points match ``where`` (all of the collection when None)."""
+        ...
+
+    def delete(
+        self,
+        collection: str,
+        *,
+        ids: Sequence[str] | None = None,
+        where: VectorFilter | None = None,
+    ) -> int:
+        """Delete the points with these ids, or matching ``where``; returns how many went.
+
+        One of ``ids`` and ``where`` is required (``VectorFilter()`` deletes all).
         """
         ...
 
