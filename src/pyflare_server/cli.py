@@ -131,3 +131,6 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--rate", type=float, default=20.0, help="traces per second (default 20)")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the traffic")
     demo.set_defaults(handler=_cmd_demo)
+
+    # pyflare worker (the scaled mode's consumer group): see worker_command.
+    __import__("pyflare_server.worker_command", fromlist=["register"]).register(subparsers)
