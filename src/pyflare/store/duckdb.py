@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -44,6 +44,9 @@ from pyflare.store.base import MAX_SQL_ROWS, PYFLARE_TABLES, TraceQuery
 from pyflare.store.batches import conform, first_of_each_span, shared_resource
 from pyflare.store.schema import check_version, migrate, schema_version
 from pyflare.store.tree import tree_order
+
+if TYPE_CHECKING:
+    from pyflare.store.duckdb_vectors import DuckDBVectorStore
 
 __all__ = ["DuckDBSpanStore", "parse_store_url"]
 
@@ -483,6 +486,20 @@ class DuckDBSpanStore:
     def metric_series(self, name: str, **arguments: Any) -> pa.Table:
         request = metric_sql.check_series(name, **arguments)
         return self._query(*metric_sql.series_query(request))
+
+    # -- vectors (the VectorStore on this file: pyflare.store.duckdb_vectors) ----
+
+    def vector_store(self, dim: int) -> DuckDBVectorStore:
+        """The embeddings kept in this store's file, as ``dim``-sized vectors (a VectorStore).
+
+        It shares this store's connection and lock; closing it leaves this store
+        open, closing this store ends it too.
+        """
+        from pyflare.store.duckdb_vectors import DuckDBVectorStore
+
+        with self._lock:
+            self._ensure_open()
+            return DuckDBVectorStore.sharing(self._con, self._lock, dim=dim, path=self.path)
 
     # -- lifecycle -----------------------------------------------------------
 

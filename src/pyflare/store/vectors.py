@@ -39,6 +39,7 @@ __all__ = [
     "check_collection",
     "check_dim",
     "check_filter",
+    "check_ids",
     "check_limit",
     "check_points",
     "check_query_vector",
@@ -233,6 +234,16 @@ def _payload(raw: object, collection: str, row: int) -> dict[str, Any]:
     return payload
 
 
+def check_ids(ids: object) -> list[str]:
+    """Point ids: a sequence of non-empty strings."""
+    if isinstance(ids, str) or not isinstance(ids, Sequence):
+        raise InvalidArgumentError("ids must be a sequence of strings (a list, not one string)")
+    for row, point_id in enumerate(ids):
+        if not isinstance(point_id, str) or not point_id:
+            raise InvalidArgumentError(f"id {row} ({point_id!r}) must be a non-empty string")
+    return list(ids)
+
+
 def check_points(
     collection: object,
     ids: Sequence[str],
@@ -248,8 +259,7 @@ def check_points(
             vectors, a payload field of the wrong type, or no model_id.
     """
     name = check_collection(collection)
-    if isinstance(ids, str) or not isinstance(ids, Sequence):
-        raise InvalidArgumentError("ids must be a sequence of strings")
+    checked_ids = check_ids(ids)
     matrix = _matrix(vectors, dim, "vectors")
     if isinstance(payloads, Mapping) or not isinstance(payloads, Sequence):
         raise InvalidArgumentError("payloads must be a sequence of mappings, one per point")
@@ -258,11 +268,7 @@ def check_points(
             f"{len(ids)} ids, {len(matrix)} vectors and {len(payloads)} payloads: "
             "give one of each per point"
         )
-    last: dict[str, int] = {}
-    for row, point_id in enumerate(ids):
-        if not isinstance(point_id, str) or not point_id:
-            raise InvalidArgumentError(f"id {row} ({point_id!r}) must be a non-empty string")
-        last[point_id] = row
+    last = {point_id: row for row, point_id in enumerate(checked_ids)}
     rows = list(last.values())
     return VectorBatch(
         ids=list(last),
