@@ -69,11 +69,15 @@ class MemoryQueue:
         batcher: BatcherSettings | None = None,
         processors: Sequence[Processor] = (),
         telemetry: ServerTelemetry | None = None,
+        on_stored: Callable[[Signal, pa.Table], None] | None = None,
     ) -> None:
+        """``on_stored(signal, rows)`` runs in the writer thread after each write succeeds
+        (the live stream's hub); it must not block."""
         self.store = store
         self.batcher = batcher if batcher is not None else BatcherSettings()
         self.processors = tuple(processors)
         self.telemetry = telemetry if telemetry is not None else ServerTelemetry()
+        self.on_stored = on_stored
         self._pending: deque[_Item] = deque()
         self._queued_rows = 0
         self._writing_rows = 0
@@ -230,6 +234,11 @@ class MemoryQueue:
             raise
         self.telemetry.write_seconds.labels(signal).observe(time.perf_counter() - started)
         self.telemetry.batch_rows.labels(signal).observe(table.num_rows)
+        if self.on_stored is not None:
+            try:
+                self.on_stored(signal, table)
+            except Exception:  # the rows are stored: a listener's failure is not the write's
+                logger.exception("on_stored failed after a successful write")
 
 
 def _failure(item: _Item, cause: BaseException) -> PipelineError:

@@ -12,7 +12,7 @@ returns once its rows are durable, with the counts the receiver reports
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,8 @@ from pyflare_server.settings import ServerSettings
 from pyflare_server.telemetry import ServerTelemetry
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from pyflare.store.base import SpanStore
     from pyflare_server.receiver.decode import Decoded, Signal
 
@@ -60,8 +62,10 @@ class Pipeline:
         telemetry: ServerTelemetry | None = None,
         processors: Sequence[Processor] = (),
         enrich: bool = True,
+        on_stored: Callable[[Signal, pa.Table], None] | None = None,
     ) -> None:
-        """``queue`` defaults to a :class:`MemoryQueue` into ``store`` running ``processors``.
+        """``queue`` defaults to a :class:`MemoryQueue` into ``store`` running ``processors``
+        and telling ``on_stored`` what it wrote.
 
         ``enrich=False`` when the rows arrive enriched already (decode workers do it).
         """
@@ -76,6 +80,7 @@ class Pipeline:
                 batcher=settings.collector.batcher,
                 processors=processors,
                 telemetry=self.telemetry,
+                on_stored=on_stored,
             )
         )
         self.sampler = Sampler(settings.collector.sampling)
