@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -32,6 +33,7 @@ from pyflare.store import open_store
 from pyflare.store.base import SpanStore
 from pyflare_server import api
 from pyflare_server.api import costs
+from pyflare_server.api._http import http_exception_handler
 from pyflare_server.pipeline.cost import CostStage
 from pyflare_server.pipeline.drift import drift_processor
 from pyflare_server.pipeline.queue import SpanQueue
@@ -230,6 +232,12 @@ def create_app(
             await core.close()
 
     routes = [*core.otlp_routes(), *core.api_routes(), *core.service_routes()]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=core.otlp_middleware())
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=core.otlp_middleware(),
+        # Unknown paths and wrong methods answer problem+json, as the API's own errors do.
+        exception_handlers={HTTPException: http_exception_handler},
+    )
     app.state.core = core
     return app

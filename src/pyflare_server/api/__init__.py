@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyflare_server.api import drift, traces
+from pyflare_server.api import drift, metrics, openapi, traces
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -16,4 +16,9 @@ __all__ = ["routes"]
 
 def routes(store: SpanStore) -> list[BaseRoute]:
     """Every API route, reading from ``store``."""
-    return [*traces.routes(store), *drift.routes(store)]
+    return [
+        *traces.routes(store),
+        *drift.routes(store),
+        *metrics.routes(store),
+        *openapi.routes(),
+    ]

@@ -14,6 +14,12 @@
 - ``GET /api/v1/costs/budgets``: the server's budget rules and their spend in
   the current window (:func:`pyflare.cost.budgets.budget_status`).
 
+A caller allowed only its own costs (``costs:read:own``: the auth middleware
+sets ``request.state.cost_owner`` to its user id) gets summaries and breakdowns
+of the calls whose ``user_id`` is its own, grouped and broken down within them
+(a breakdown by user lists only itself); forecasts and budget status cover
+every user's calls, so such a caller gets 403 there.
+
 Money goes out twice: exact integer micro-dollars (``*_micros``) and US dollars
 as floats for display (``*_usd``). A total is null when calls were made but none
 could be priced (unknown models), never 0; ``unpriced_requests`` counts them.
@@ -32,7 +38,9 @@ from pyflare.analysis import daily_cost_series
 from pyflare.errors import PyFlareError
 from pyflare.store.base import COST_BREAKDOWNS, COST_DIMENSIONS, COST_PERIODS
 from pyflare_server.api._http import ApiError, call_store, endpoint, iso_ns, json_response
+from pyflare_server.api._models import BudgetList, CostBreakdown, CostForecast, CostSummary
 from pyflare_server.api._params import instant, integer, invalid, records, single
+from pyflare_server.api.openapi import Operation, Param, documented
 from pyflare_server.auth.permissions import requires
 
 if TYPE_CHECKING:
@@ -53,6 +61,64 @@ _GROUPS: Final = (*COST_DIMENSIONS, *COST_PERIODS)
 _MAX_VALUE: Final = 512
 
 
+_TIME_TEXT: Final = "ISO 8601 (e.g. 2026-01-01T00:00:00Z), a duration back from now, or ns"
+_WINDOW: Final = (
+    Param("start_time", {"type": "string", "minLength": 1}, _TIME_TEXT, required=True),
+    Param("end_time", {"type": "string", "minLength": 1}, _TIME_TEXT, required=True),
+)
+_SUMMARY: Final = Operation(
+    "Cost summary of the calls in a time window",
+    CostSummary,
+    (
+        *_WINDOW,
+        Param(
+            "group_by",
+            {"type": "string", "pattern": "^[a-z_]+(,[a-z_]+)*$"},
+            f"Any of {', '.join(_GROUPS)} (repeat or comma list; hour or day, not both)",
+            repeated=True,
+        ),
+    ),
+    tags=("costs",),
+)
+_BREAKDOWN: Final = Operation(
+    "The costliest values of one dimension",
+    CostBreakdown,
+    (
+        Param("dimension", {"type": "string", "enum": list(COST_BREAKDOWNS)}, required=True),
+        *_WINDOW,
+        Param(
+            "limit",
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_BREAKDOWN,
+                "default": DEFAULT_BREAKDOWN,
+            },
+        ),
+    ),
+    tags=("costs",),
+)
+_FORECAST: Final = Operation(
+    "Daily cost forecast",
+    CostForecast,
+    (
+        Param("model_id", {"type": "string", "minLength": 1, "maxLength": _MAX_VALUE}),
+        Param("team", {"type": "string", "minLength": 1, "maxLength": _MAX_VALUE}),
+        Param(
+            "horizon_days",
+            {"type": "integer", "minimum": 1, "maximum": MAX_HORIZON, "default": DEFAULT_HORIZON},
+        ),
+        Param(
+            "history_days",
+            {"type": "integer", "minimum": 3, "maximum": MAX_HISTORY, "default": DEFAULT_HISTORY},
+        ),
+    ),
+    errors=(400, 404, 422, 503),
+    tags=("costs",),
+)
+_BUDGETS: Final = Operation("Budgets and their spend", BudgetList, tags=("costs",))
+
+
 def usd(micros: int | None) -> float | None:
     """Micro-dollars as dollars, for display (the exact value travels as ``*_micros``)."""
     return None if micros is None else micros / 1_000_000
@@ -65,28 +131,37 @@ def routes(store: SpanStore, budgets: Sequence[Any] = ()) -> list[Route]:
     """The costs resource's routes, reading from ``store``; ``budgets`` are the server's rules."""
 
     @requires("costs:read")
+    @documented(_SUMMARY)
     @endpoint
     async def summary(request: Request) -> Response:
         since, until, group_by = parse_summary(request.query_params)
-        return json_response(await call_store(_summary, store, since, until, group_by))
+        owner = _owner(request)
+        return json_response(await call_store(_summary, store, since, until, group_by, owner))
 
     @requires("costs:read")
+    @documented(_BREAKDOWN)
     @endpoint
     async def breakdown(request: Request) -> Response:
         dimension, since, until, limit = parse_breakdown(request.query_params)
-        return json_response(await call_store(_breakdown, store, dimension, since, until, limit))
+        owner = _owner(request)
+        body = await call_store(_breakdown, store, dimension, since, until, limit, owner)
+        return json_response(body)
 
     @requires("costs:read")
+    @documented(_FORECAST)
     @endpoint
     async def forecast(request: Request) -> Response:
         model_id, team, horizon, history = parse_forecast(request.query_params)
+        _all_costs(request, "a forecast")
         body = await call_store(_forecast, store, model_id, team, horizon, history, time.time_ns())
         return json_response(body)
 
     @requires("costs:read")
+    @documented(_BUDGETS)
     @endpoint
     async def budget_status(request: Request) -> Response:
         single(request.query_params, ())
+        _all_costs(request, "budget status")
         return json_response(await call_store(_budgets, store, budgets, time.time_ns()))
 
     return [
@@ -95,6 +170,23 @@ def routes(store: SpanStore, budgets: Sequence[Any] = ()) -> list[Route]:
         Route("/api/v1/costs/forecast", forecast, methods=["GET"], name="costs_forecast"),
         Route("/api/v1/costs/budgets", budget_status, methods=["GET"], name="costs_budgets"),
     ]
+
+
+def _owner(request: Request) -> str | None:
+    """The user whose costs alone the caller may read (``costs:read:own``), or None: all."""
+    owner = getattr(request.state, "cost_owner", None)
+    return None if owner is None else str(owner)
+
+
+def _all_costs(request: Request, what: str) -> None:
+    if _owner(request) is not None:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"{what} covers every user's calls and your role may read only your own costs "
+            "(costs:read:own); use GET /api/v1/costs or /api/v1/costs/breakdown, or ask for "
+            "a role with costs:read",
+        )
 
 
 # -- parameters ----------------------------------------------------------------
@@ -176,12 +268,17 @@ def _money(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _summary(store: SpanStore, since: int, until: int, group_by: list[str]) -> dict[str, Any]:
-    totals = records(store.cost_summary(since, until))[0]
+def _summary(
+    store: SpanStore, since: int, until: int, group_by: list[str], owner: str | None = None
+) -> dict[str, Any]:
+    only = None if owner is None else {"user_id": owner}
+    totals = records(store.cost_summary(since, until, (), only))[0]
     period = "hour" if "hour" in group_by else "day"
-    periods = [_money(r) for r in records(store.cost_summary(since, until, [period]))]
+    periods = [_money(r) for r in records(store.cost_summary(since, until, [period], only))]
     groups = (
-        [_money(r) for r in records(store.cost_summary(since, until, group_by))] if group_by else []
+        [_money(r) for r in records(store.cost_summary(since, until, group_by, only))]
+        if group_by
+        else []
     )
     requests = totals["requests"]
     priced = requests - totals["unpriced_requests"]
@@ -221,11 +318,17 @@ def _summary(store: SpanStore, since: int, until: int, group_by: list[str]) -> d
 
 
 def _breakdown(
-    store: SpanStore, dimension: str, since: int, until: int, limit: int
+    store: SpanStore, dimension: str, since: int, until: int, limit: int, owner: str | None = None
 ) -> dict[str, Any]:
     column = COST_BREAKDOWNS[dimension]
-    totals = records(store.cost_summary(since, until))[0]
-    items = records(store.cost_breakdown(dimension, since, until, limit))
+    if owner is None:
+        totals = records(store.cost_summary(since, until))[0]
+        items = records(store.cost_breakdown(dimension, since, until, limit))
+    else:
+        # The caller's own calls, costliest value first (cost_summary's order without a period).
+        only = {"user_id": owner}
+        totals = records(store.cost_summary(since, until, (), only))[0]
+        items = records(store.cost_summary(since, until, [column], only))[:limit]
     total = totals["cost_micros"]
     listed_cost = sum(i["cost_micros"] or 0 for i in items)
     listed_requests = sum(i["requests"] for i in items)

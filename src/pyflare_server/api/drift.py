@@ -42,7 +42,9 @@ from pyflare_server.api._drift_upload import (
     read_json,
 )
 from pyflare_server.api._http import ApiError, call_store, endpoint, iso_ns, json_response
+from pyflare_server.api._models import DriftHistory, DriftReferenceCreated, DriftStatus
 from pyflare_server.api._params import instant, integer, invalid, records, single
+from pyflare_server.api.openapi import Operation, Param, documented
 from pyflare_server.auth.permissions import requires
 
 if TYPE_CHECKING:
@@ -85,6 +87,58 @@ _TYPES: Final = ("feature", "embedding", "concept", "prediction")
 _HISTORY_PARAMETERS: Final = ("drift_type", "start_time", "end_time", "limit")
 
 
+_MODEL_ID: Final = Param(
+    "model_id", {"type": "string", "minLength": 1, "maxLength": MAX_MODEL_ID}, location="path"
+)
+_STATUS: Final = Operation(
+    "A model's drift status",
+    DriftStatus,
+    (_MODEL_ID,),
+    errors=(400, 404, 503),
+    tags=("drift",),
+)
+_HISTORY: Final = Operation(
+    "A model's drift results, newest window first",
+    DriftHistory,
+    (
+        _MODEL_ID,
+        Param("drift_type", {"type": "string", "enum": list(_TYPES)}),
+        Param("start_time", {"type": "string", "minLength": 1}, "Windows ending at or after"),
+        Param("end_time", {"type": "string", "minLength": 1}, "Windows ending before"),
+        Param(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY, "default": DEFAULT_HISTORY},
+        ),
+    ),
+    errors=(400, 404, 503),
+    tags=("drift",),
+)
+_REFERENCE: Final = Operation(
+    "Upload a model's reference distribution",
+    DriftReferenceCreated,
+    (_MODEL_ID,),
+    description="One data key: features, rows, predictions or embeddings "
+    f"(at most {MAX_ROWS} rows); optional drift_type, dataset_version and config.",
+    status=201,
+    errors=(400, 413, 415, 503),
+    request_body={
+        "type": "object",
+        "properties": {
+            "features": {"type": "object", "additionalProperties": {"type": "array"}},
+            "rows": {"type": "array", "items": {"type": "object"}},
+            "predictions": {"type": "array"},
+            "embeddings": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "number"}},
+            },
+            "drift_type": {"type": "string", "enum": list(_TYPES)},
+            "dataset_version": {"type": "string"},
+            "config": {"type": "object"},
+        },
+    },
+    tags=("drift",),
+)
+
 # -- routes --------------------------------------------------------------------
 
 
@@ -92,6 +146,7 @@ def routes(store: SpanStore) -> list[Route]:
     """The drift resource's routes, reading from and writing to ``store``."""
 
     @requires("drift:read")
+    @documented(_STATUS)
     @endpoint
     async def drift_status(request: Request) -> Response:
         single(request.query_params, ())
@@ -99,6 +154,7 @@ def routes(store: SpanStore) -> list[Route]:
         return json_response(await call_store(_status, store, model_id))
 
     @requires("drift:read")
+    @documented(_HISTORY)
     @endpoint
     async def drift_history(request: Request) -> Response:
         model_id = _model_id(request)
@@ -109,6 +165,7 @@ def routes(store: SpanStore) -> list[Route]:
         )
 
     @requires("drift:configure")
+    @documented(_REFERENCE)
     @endpoint
     async def upload_reference(request: Request) -> Response:
         single(request.query_params, ())

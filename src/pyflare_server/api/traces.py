@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from starlette.datastructures import QueryParams
 from starlette.routing import Route
 
 from pyflare._time import parse_duration_ns
 from pyflare.errors import InvalidArgumentError
 from pyflare.store.base import TraceQuery
 from pyflare_server.api._http import ApiError, call_store, endpoint, iso_ns, json_response
+from pyflare_server.api._models import TraceDetail, TraceList
 from pyflare_server.api._params import (
     INT64_MAX,
     instant,
@@ -31,10 +33,10 @@ from pyflare_server.api._params import (
     records,
     single,
 )
+from pyflare_server.api.openapi import Operation, Param, documented
 from pyflare_server.auth.permissions import requires
 
 if TYPE_CHECKING:
-    from starlette.datastructures import QueryParams
     from starlette.requests import Request
     from starlette.responses import Response
 
@@ -54,9 +56,74 @@ _LIST_PARAMETERS = (
     "end_time",
     "status",
     "min_duration",
+    "min_duration_ms",
+    "attribute",
     "text",
     "limit",
     "offset",
+)
+MAX_ATTRIBUTES = 16
+_MAX_MS = INT64_MAX // 1_000_000
+_TIME_TEXT = (
+    "ISO 8601 (Z or an offset; none means UTC), a duration back from now such as 15m, "
+    "or nanoseconds since the epoch"
+)
+_TRACE_ID_PARAM = Param(
+    "trace_id",
+    {"type": "string", "pattern": f"^[0-9a-fA-F]{{{MIN_PREFIX},32}}$"},
+    f"32 hex characters, or a unique prefix of at least {MIN_PREFIX}",
+    location="path",
+)
+_LIST = Operation(
+    "List traces",
+    TraceList,
+    (
+        Param("service", {"type": "string", "minLength": 1}, "The root span's service"),
+        Param("model_id", {"type": "string", "minLength": 1}, "A span of the trace used it"),
+        Param(
+            "start_time",
+            {"type": "string", "minLength": 1},
+            f"Trace starts at or after: {_TIME_TEXT}",
+        ),
+        Param("end_time", {"type": "string", "minLength": 1}, f"Trace starts before: {_TIME_TEXT}"),
+        Param("status", {"type": "string", "enum": list(_STATUSES)}, "error: a span failed"),
+        Param(
+            "min_duration", {"type": "string", "minLength": 1}, "At least this long: 250ms, 2s, 1m"
+        ),
+        Param(
+            "min_duration_ms",
+            {"type": "number", "minimum": 0, "maximum": _MAX_MS},
+            "At least this many milliseconds",
+        ),
+        Param(
+            "attribute",
+            {"type": "string", "pattern": "^[^=]+=.*$"},
+            f"key=value a span's attribute has; repeat for several (at most {MAX_ATTRIBUTES})",
+            repeated=True,
+        ),
+        Param("text", {"type": "string"}, "In a span's input or output preview, any case"),
+        Param(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        ),
+        Param("offset", {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "default": 0}),
+    ),
+    description="Newest first; total counts every match.",
+    tags=("traces",),
+)
+_DETAIL = Operation(
+    "Get a trace: its summary and spans",
+    TraceDetail,
+    (_TRACE_ID_PARAM,),
+    errors=(400, 404, 503),
+    tags=("traces",),
+)
+_SPANS = Operation(
+    "Get the spans of a trace in tree order",
+    {"type": "array", "items": {"$ref": "#/components/schemas/Span"}},
+    (_TRACE_ID_PARAM,),
+    errors=(400, 404, 503),
+    tags=("traces",),
 )
 
 
@@ -64,6 +131,7 @@ def routes(store: SpanStore) -> list[Route]:
     """The traces resource's routes, reading from ``store``."""
 
     @requires("traces:read")
+    @documented(_LIST)
     @endpoint
     async def list_traces(request: Request) -> Response:
         query = parse_trace_query(request.query_params)
@@ -78,6 +146,7 @@ def routes(store: SpanStore) -> list[Route]:
         )
 
     @requires("traces:read")
+    @documented(_DETAIL)
     @endpoint
     async def get_trace(request: Request) -> Response:
         no_parameters(request.query_params)
@@ -94,6 +163,7 @@ def routes(store: SpanStore) -> list[Route]:
         )
 
     @requires("traces:read")
+    @documented(_SPANS)
     @endpoint
     async def trace_spans(request: Request) -> Response:
         no_parameters(request.query_params)
@@ -117,7 +187,11 @@ def parse_trace_query(params: QueryParams, *, now_ns: int | None = None) -> Trac
     Its ``status="ok"`` means no span failed (OpenTelemetry's ok or unset), which
     the listing reads as two store queries. Raises :class:`~pyflare_server.api._http.ApiError` (400) naming the bad parameter.
     """
-    values = single(params, _LIST_PARAMETERS)
+    attributes = _attributes(params.getlist("attribute"))
+    values = single(
+        QueryParams([(k, v) for k, v in params.multi_items() if k != "attribute"]),
+        _LIST_PARAMETERS,
+    )
     for name in ("service", "model_id", "status", "start_time", "end_time", "min_duration"):
         if name in values and not values[name].strip():
             raise invalid(f"{name} must not be empty; leave it out to not filter on it")
@@ -132,11 +206,15 @@ def parse_trace_query(params: QueryParams, *, now_ns: int | None = None) -> Trac
             f"end_time ({values['end_time']}) is before start_time ({values['start_time']})"
         )
     min_duration = None
+    if "min_duration" in values and "min_duration_ms" in values:
+        raise invalid("give min_duration or min_duration_ms, not both")
     if "min_duration" in values:
         try:
             min_duration = parse_duration_ns(values["min_duration"], name="min_duration")
         except InvalidArgumentError as exc:
             raise invalid(str(exc)) from None
+    if "min_duration_ms" in values:
+        min_duration = _milliseconds(values["min_duration_ms"])
     return TraceQuery(
         service=values.get("service"),
         model_id=values.get("model_id"),
@@ -144,10 +222,36 @@ def parse_trace_query(params: QueryParams, *, now_ns: int | None = None) -> Trac
         since_ns=since,
         until_ns=until,
         min_duration_ns=min_duration,
+        attributes=attributes,
         text=values.get("text") or None,
         limit=integer("limit", values.get("limit", str(DEFAULT_LIMIT)), 1, MAX_LIMIT),
         offset=integer("offset", values.get("offset", "0"), 0, INT64_MAX),
     )
+
+
+def _attributes(given: list[str]) -> dict[str, str]:
+    """``attribute=key=value`` parameters as a mapping; every pair must match."""
+    if len(given) > MAX_ATTRIBUTES:
+        raise invalid(f"attribute is given {len(given)} times; at most {MAX_ATTRIBUTES}")
+    pairs: dict[str, str] = {}
+    for item in given:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise invalid(f"attribute must be key=value (such as user.id=u-1), got {item!r}")
+        if key in pairs and pairs[key] != value:
+            raise invalid(f"attribute {key!r} is given two values; a span has one")
+        pairs[key] = value
+    return pairs
+
+
+def _milliseconds(value: str) -> int:
+    try:
+        ms = float(value.strip())
+    except ValueError:
+        ms = -1.0
+    if not 0 <= ms <= _MAX_MS:  # also NaN
+        raise invalid(f"min_duration_ms must be a number of milliseconds from 0, got {value!r}")
+    return round(ms * 1_000_000)
 
 
 def _resolve(store: SpanStore, given: str) -> str:
