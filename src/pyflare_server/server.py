@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from pyflare.errors import PyFlareError
 from pyflare.store.base import SpanStore
 from pyflare_server.app import ServerCore
+from pyflare_server.auth.exposure import check_exposure
 from pyflare_server.settings import ServerSettings, split_endpoint
 
 __all__ = ["Listeners", "run_server", "serve"]
@@ -84,6 +85,8 @@ async def serve(
     ``store`` replaces the one ``settings.server.store`` names (the caller keeps
     ownership of it).
     """
+    # Auth off on an exposed address needs server.auth.insecure (--insecure).
+    check_exposure(settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -94,11 +97,12 @@ async def serve(
     core = ServerCore(settings, store=store)
     try:
         await core.start()
-        middleware = core.otlp_middleware()
+        otlp_routes = [*core.otlp_routes(), *core.service_routes()]
         otlp_app = Starlette(
-            routes=[*core.otlp_routes(), *core.service_routes()], middleware=middleware
+            routes=otlp_routes, middleware=core.secured(otlp_routes, core.otlp_middleware())
         )
-        api_app = Starlette(routes=[*core.api_routes(), *core.service_routes()])
+        api_routes = [*core.api_routes(), *core.service_routes()]
+        api_app = Starlette(routes=api_routes, middleware=core.secured(api_routes))
         http_socket = _bind(settings.otlp_http_endpoint, "OTLP/HTTP", "--otlp-http-port")
         api_socket = _bind(settings.api_endpoint, "the API", "--api-port")
         http_server = _uvicorn(otlp_app, settings.otlp_http_endpoint, settings)

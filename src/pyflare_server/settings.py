@@ -380,6 +380,8 @@ class ApiSettings(_Section):
     query_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
     # WebSocket /api/v1/ws: messages queued for one client before it is disconnected.
     ws_max_queue: PositiveInt = 1_000
+    # Browsers allowed to call the API (CORS); credentials travel in headers, not cookies.
+    cors: CorsSettings = CorsSettings()
 
 
 class JwtSettings(_Section):

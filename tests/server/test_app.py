@@ -16,7 +16,8 @@ def test_one_app_receives_and_answers_queries(tmp_path: Path) -> None:
     store_path = tmp_path / "app.duckdb"
     settings = ServerSettings.load(
         env={"PYFLARE_COLLECTOR__OTLP__DECODE_WORKERS": "0"},
-        overrides={"store": f"duckdb:///{store_path}"},
+        # On loopback auth is off by default (tests/server/test_auth*.py cover it on).
+        overrides={"store": f"duckdb:///{store_path}", "host": "127.0.0.1"},
     )
     request, [trace_id] = trace_request(traces=1, spans_per_trace=4, service="embedded")
     with TestClient(create_app(settings)) as client:
@@ -42,7 +43,9 @@ def test_one_app_receives_and_answers_queries(tmp_path: Path) -> None:
 
 def test_a_store_passed_in_stays_open(tmp_path: Path) -> None:
     store = DuckDBSpanStore(tmp_path / "mine.duckdb")
-    settings = ServerSettings.load(env={"PYFLARE_COLLECTOR__OTLP__DECODE_WORKERS": "0"})
+    settings = ServerSettings.load(
+        env={"PYFLARE_COLLECTOR__OTLP__DECODE_WORKERS": "0"}, overrides={"host": "127.0.0.1"}
+    )
     try:
         with TestClient(create_app(settings, store=store)) as client:
             request, _ = trace_request(traces=2, spans_per_trace=2)

@@ -36,6 +36,9 @@ ROLES: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "viewer": ("traces:read", "metrics:read", "costs:read:own", "drift:read"),
     "operator": ("traces:read", "metrics:read", "alerts:*", "drift:read", "drift:configure"),
+    # Not in the spec: what OpenTelemetry SDKs and Collectors sending OTLP need, and
+    # nothing else, so a key deployed with every service cannot read anything back.
+    "ingest": ("traces:write", "metrics:write", "logs:write"),
 }
 
 _F = TypeVar("_F", bound=Callable[..., object])

@@ -15,7 +15,8 @@ The message size limit is grpcio's own (``RESOURCE_EXHAUSTED`` past it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -97,10 +98,13 @@ def create_grpc_server(
     max_message_bytes: int = 16 * 1024 * 1024,
     max_concurrent_streams: int = 100,
     on_request: Callable[[Signal, str], None] | None = None,
+    interceptors: Sequence[Any] = (),
 ) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server with the three OTLP services, bound to ``address``.
 
-    Returns the server (not started) and the bound port (useful with port 0).
+    ``interceptors`` (``grpc.aio.ServerInterceptor``) run before each call, such as
+    the auth check. Returns the server (not started) and the bound port (useful
+    with port 0).
     """
     server = grpc.aio.server(
         options=[
@@ -109,6 +113,7 @@ def create_grpc_server(
             ("grpc.so_reuseport", 0),
         ],
         compression=None,
+        interceptors=list(interceptors) or None,
     )
     handlers = [
         grpc.method_handlers_generic_handler(

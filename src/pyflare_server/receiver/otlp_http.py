@@ -34,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pyflare.errors import PyFlareError
+from pyflare_server.auth.permissions import requires
 from pyflare_server.bodies import BodyError, read_body
 from pyflare_server.pipeline.queue import QueueFull
 from pyflare_server.receiver.common import error_body, export_response
@@ -106,6 +107,8 @@ def otlp_routes(
     limits = limits or HttpLimits()
 
     def endpoint(signal: Signal) -> Callable[[Request], Awaitable[Response]]:
+        # Sending OTLP needs traces:write (metrics:write, logs:write): roles admin, ingest.
+        @requires(f"{signal.value}:write")
         async def handle(request: Request) -> Response:
             status, body, encoding, headers = await _handle(request, signal)
             if on_request is not None:
