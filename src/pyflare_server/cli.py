@@ -27,6 +27,11 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow auth off (server.auth.enabled: false) on a non-loopback address",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,7 +45,12 @@ def _load(args: argparse.Namespace, **defaults: Any) -> Any:
 
     given = _overrides(args)
     try:
-        return ServerSettings.load(args.config, overrides={**defaults, **given})
+        settings = ServerSettings.load(args.config, overrides={**defaults, **given})
+        if getattr(args, "insecure", False):
+            from pyflare_server.auth.exposure import with_insecure
+
+            settings = with_insecure(settings)
+        return settings
     except ConfigError as exc:
         # Name the flag the user typed rather than the settings' override key.
         message = str(exc)
@@ -131,6 +141,10 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--rate", type=float, default=20.0, help="traces per second (default 20)")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the traffic")
     demo.set_defaults(handler=_cmd_demo)
+
+    from pyflare_server.keys_command import register_keys
+
+    register_keys(subparsers)
 
     # pyflare worker (the scaled mode's consumer group): see worker_command.
     __import__("pyflare_server.worker_command", fromlist=["register"]).register(subparsers)

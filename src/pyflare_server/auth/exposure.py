@@ -16,7 +16,7 @@ import ipaddress
 from pyflare.errors import ConfigError
 from pyflare_server.settings import ServerSettings
 
-__all__ = ["auth_enabled", "check_exposure", "exposed_hosts", "is_loopback"]
+__all__ = ["auth_enabled", "check_exposure", "exposed_hosts", "is_loopback", "with_insecure"]
 
 
 def is_loopback(host: str) -> bool:
@@ -53,3 +53,10 @@ def check_exposure(settings: ServerSettings, *, insecure: bool = False) -> None:
         "127.0.0.1 (--host 127.0.0.1), or pass --insecure if the network is protected "
         "some other way"
     )
+
+
+def with_insecure(settings: ServerSettings) -> ServerSettings:
+    """``settings`` with ``server.auth.insecure`` set (the ``--insecure`` flag)."""
+    auth = settings.server.auth.model_copy(update={"insecure": True})
+    server = settings.server.model_copy(update={"auth": auth})
+    return settings.model_copy(update={"server": server})
