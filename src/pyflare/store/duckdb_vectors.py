@@ -27,7 +27,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from pyflare.errors import InvalidArgumentError, StoreError
+from pyflare.errors import StoreError
 from pyflare.store.vectors import (
     TIME_FIELDS,
     VECTOR_COLLECTIONS,
@@ -35,6 +35,7 @@ from pyflare.store.vectors import (
     VectorFilter,
     VectorHit,
     check_collection,
+    check_delete,
     check_dim,
     check_filter,
     check_ids,
@@ -256,13 +257,7 @@ class DuckDBVectorStore:
             {"ids": wanted},
         )
         found = self._batch(name, table)
-        position = {point_id: row for row, point_id in enumerate(found.ids)}
-        rows = [position[point_id] for point_id in dict.fromkeys(wanted) if point_id in position]
-        return VectorBatch(
-            ids=[found.ids[row] for row in rows],
-            vectors=found.vectors[rows],
-            payloads=[found.payloads[row] for row in rows],
-        )
+        return found.in_order(wanted)
 
     def count(self, collection: str, *, where: VectorFilter | None = None) -> int:
         name = check_collection(collection)
@@ -278,10 +273,7 @@ class DuckDBVectorStore:
         where: VectorFilter | None = None,
     ) -> int:
         name = check_collection(collection)
-        if (ids is None) == (where is None):
-            raise InvalidArgumentError(
-                "delete takes ids or where (VectorFilter() for all), not both"
-            )
+        check_delete(ids, where)
         if ids is not None:
             condition, params = "point_id IN (SELECT unnest($ids))", {"ids": check_ids(ids)}
         else:

@@ -37,6 +37,7 @@ __all__ = [
     "VectorFilter",
     "VectorHit",
     "check_collection",
+    "check_delete",
     "check_dim",
     "check_filter",
     "check_ids",
@@ -110,6 +111,16 @@ class VectorBatch:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def in_order(self, ids: Sequence[str]) -> VectorBatch:
+        """These points in the order of ``ids`` (each once); ids not here are left out."""
+        position = {point_id: row for row, point_id in enumerate(self.ids)}
+        rows = [position[point_id] for point_id in dict.fromkeys(ids) if point_id in position]
+        return VectorBatch(
+            ids=[self.ids[row] for row in rows],
+            vectors=self.vectors[rows],
+            payloads=[self.payloads[row] for row in rows],
+        )
 
 
 def check_dim(dim: object) -> int:
@@ -242,6 +253,12 @@ def check_ids(ids: object) -> list[str]:
         if not isinstance(point_id, str) or not point_id:
             raise InvalidArgumentError(f"id {row} ({point_id!r}) must be a non-empty string")
     return list(ids)
+
+
+def check_delete(ids: Sequence[str] | None, where: VectorFilter | None) -> None:
+    """``delete`` takes exactly one of ids and where."""
+    if (ids is None) == (where is None):
+        raise InvalidArgumentError("delete takes ids or where (VectorFilter() for all), not both")
 
 
 def check_points(

@@ -36,6 +36,7 @@ from pyflare.store.vectors import (
     VectorFilter,
     VectorHit,
     check_collection,
+    check_delete,
     check_dim,
     check_filter,
     check_ids,
@@ -293,13 +294,7 @@ class QdrantVectorStore:
             ),
         )
         found = self._batch(name, records)
-        position = {point_id: row for row, point_id in enumerate(found.ids)}
-        rows = [position[point_id] for point_id in dict.fromkeys(wanted) if point_id in position]
-        return VectorBatch(
-            ids=[found.ids[row] for row in rows],
-            vectors=found.vectors[rows],
-            payloads=[found.payloads[row] for row in rows],
-        )
+        return found.in_order(wanted)
 
     def count(self, collection: str, *, where: VectorFilter | None = None) -> int:
         name = check_collection(collection)
@@ -318,10 +313,7 @@ class QdrantVectorStore:
         where: VectorFilter | None = None,
     ) -> int:
         name = check_collection(collection)
-        if (ids is None) == (where is None):
-            raise InvalidArgumentError(
-                "delete takes ids or where (VectorFilter() for all), not both"
-            )
+        check_delete(ids, where)
         selector: models.PointIdsList | models.FilterSelector
         if ids is not None:
             present = len(self.get(name, check_ids(ids)))
