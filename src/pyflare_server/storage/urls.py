@@ -211,10 +211,10 @@ def _host_port(text: str, default_port: int) -> tuple[str, int]:
             raise _Bad(f"{host!r} is not an IPv6 address")
         return host, _port(rest[1:], default_port)
     host, _, port = text.partition(":")
-    if not host:
-        raise _Bad(f"{text!r} names no host")
     if ":" in port:
         raise _Bad(f"{text!r} is not host:port (an IPv6 host goes in brackets: [::1]:9092)")
+    if not host:
+        raise _Bad(f"{text!r} names no host")
     if not _HOST.fullmatch(host):
         raise _Bad(f"the host {host!r} is not a hostname or IP address")
     return host, _port(port, default_port)
