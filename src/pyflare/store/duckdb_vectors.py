@@ -69,7 +69,14 @@ class DuckDBVectorStore:
         self._owns_connection = True
         self._closed = False
         if self.path != ":memory:":
-            Path(self.path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            directory = Path(self.path).expanduser().resolve().parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the directory {directory} for the vector store {self.path}: "
+                    f"{exc.strerror or exc}; choose a writable location"
+                ) from exc
         try:
             self._con = duckdb.connect(
                 self.path,
@@ -79,6 +86,11 @@ class DuckDBVectorStore:
                 },
             )
         except duckdb.Error as exc:
+            if "already attached" in str(exc) or "different configuration" in str(exc):
+                raise StoreError(
+                    f"{self.path} is already open in this process (as the span store?): take "
+                    "its vectors from DuckDBSpanStore.vector_store(dim), or use another file"
+                ) from exc
             raise StoreError(f"cannot open the vector store {self.path}: {exc}") from exc
         self._setup()
 
@@ -120,24 +132,29 @@ class DuckDBVectorStore:
                 raise
 
     def _create(self, name: str, fields: Mapping[str, str]) -> None:
-        columns = ", ".join(f"{_quote(key)} {_SQL_TYPES[kind]}" for key, kind in fields.items())
-        self._con.execute(
-            f"CREATE TABLE IF NOT EXISTS {name} (point_id VARCHAR NOT NULL, "
-            f"vector FLOAT[{self._dim}] NOT NULL, {columns}, extra MAP(VARCHAR, VARCHAR))"
-        )
-        rows = self._con.execute(
-            "SELECT data_type FROM duckdb_columns() WHERE table_name = ? "
-            "AND column_name = 'vector' AND database_name = current_database() "
-            "AND schema_name = current_schema()",
-            [name],
-        ).fetchall()
-        declared = rows[0][0] if rows else None
+        declared = self._vector_type(name)
+        if declared is None:  # a read-only store can still read tables that exist
+            columns = ", ".join(f"{_quote(key)} {_SQL_TYPES[kind]}" for key, kind in fields.items())
+            self._con.execute(
+                f"CREATE TABLE {name} (point_id VARCHAR NOT NULL, "
+                f"vector FLOAT[{self._dim}] NOT NULL, {columns}, extra MAP(VARCHAR, VARCHAR))"
+            )
+            declared = self._vector_type(name)
         if declared != f"FLOAT[{self._dim}]":
             raise StoreError(
                 f"{self.path} holds {name} as {declared}, not FLOAT[{self._dim}]: its vectors "
                 f"have another size; open it with that dim, or use another file for "
                 f"{self._dim}-dimensional vectors"
             )
+
+    def _vector_type(self, name: str) -> str | None:
+        rows = self._con.execute(
+            "SELECT data_type FROM duckdb_columns() WHERE table_name = ? "
+            "AND column_name = 'vector' AND database_name = current_database() "
+            "AND schema_name = current_schema()",
+            [name],
+        ).fetchall()
+        return str(rows[0][0]) if rows else None
 
     def _release(self) -> None:
         self._closed = True
