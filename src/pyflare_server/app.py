@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -32,8 +33,11 @@ from pyflare.cost.processor import CostProcessor
 from pyflare.store import open_store
 from pyflare.store.base import SpanStore
 from pyflare_server import api
-from pyflare_server.api import costs
+from pyflare_server.api import costs, query, ws
 from pyflare_server.api._http import http_exception_handler
+from pyflare_server.auth.permissions import PUBLIC, requires
+from pyflare_server.auth.wiring import AuthWiring
+from pyflare_server.pipeline.broadcast import Hub
 from pyflare_server.pipeline.cost import CostStage
 from pyflare_server.pipeline.drift import drift_processor
 from pyflare_server.pipeline.queue import SpanQueue
@@ -90,6 +94,8 @@ class ServerCore:
         )
         self._budgets = cost.budget_rules()
         self._drift = drift_processor(settings.collector.drift, self.store)
+        # The live stream (WebSocket /api/v1/ws) hears of every successful store write.
+        self.hub = Hub(settings.server.api.ws_max_queue)
         self.pipeline = Pipeline(
             settings,
             self.store,
@@ -97,6 +103,7 @@ class ServerCore:
             telemetry=self.telemetry,
             processors=[p for p in (self.cost, self._drift) if p is not None],
             enrich=self._pool is None,  # the decode workers enrich
+            on_stored=self.hub.stored,
         )
         self.started_at = time.time()
         self._ready = False
@@ -112,6 +119,7 @@ class ServerCore:
     async def close(self) -> None:
         """Drain what was accepted into the store, then release it."""
         self._ready = False
+        await self.auth.close()
         try:
             await self.pipeline.close()
             if self._drift is not None:
@@ -156,7 +164,12 @@ class ServerCore:
 
     def api_routes(self) -> list[BaseRoute]:
         """The query API under /api/v1."""
-        return [*api.routes(self.store), *costs.routes(self.store, self._budgets)]
+        return [
+            *api.routes(self.store),
+            *costs.routes(self.store, self._budgets),
+            *query.routes(self.store, self.settings.server.api),
+            *ws.routes(self.hub),
+        ]
 
     def service_routes(self) -> list[BaseRoute]:
         """GET /health and GET /metrics (Prometheus), on every listener."""
@@ -187,11 +200,26 @@ class ServerCore:
             address=address or grpc_settings.endpoint,
             max_message_bytes=int(grpc_settings.max_recv_msg_size_mib * _MIB),
             max_concurrent_streams=grpc_settings.max_concurrent_streams,
+            interceptors=self.auth.grpc_interceptors(),
             on_request=lambda signal, outcome: self.telemetry.requests.labels(
                 signal.value, "grpc", outcome
             ).inc(),
         )
 
+    # -- auth, rate limiting, CORS on the API (pyflare_server.auth) ---------------
+
+    @functools.cached_property
+    def auth(self) -> AuthWiring:
+        """Credentials, roles and rate limits for every listener (see pyflare_server.auth)."""
+        return AuthWiring(self.settings, self.store)
+
+    def secured(
+        self, routes: list[BaseRoute], cors: list[Middleware] | None = None
+    ) -> list[Middleware]:
+        """``cors`` (default: the API's) then the auth middleware checking ``routes``."""
+        return [*(self.auth.api_cors() if cors is None else cors), self.auth.middleware(routes)]
+
+    @requires(PUBLIC)
     async def _health(self, request: Request) -> Response:
         body: dict[str, Any] = {
             "status": "ok" if self._ready else "starting",
@@ -203,6 +231,7 @@ class ServerCore:
         }
         return JSONResponse(body, status_code=200 if self._ready else 503)
 
+    @requires(PUBLIC)
     async def _metrics(self, request: Request) -> Response:
         data, content_type = self.telemetry.render()
         return Response(data, media_type=content_type)
@@ -235,7 +264,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=core.otlp_middleware(),
+        middleware=core.secured(routes),
         # Unknown paths and wrong methods answer problem+json, as the API's own errors do.
         exception_handlers={HTTPException: http_exception_handler},
     )

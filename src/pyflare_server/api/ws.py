@@ -14,10 +14,10 @@ channels; see :mod:`pyflare_server.pipeline.broadcast` for channels and
 
 A bad message is answered with an ``error`` and the connection stays open; a bad
 subscribe changes nothing. Connecting needs ``traces:read``; with auth on, each topic
-also needs its own read permission (``costs:read`` for ``costs:*``, ``alerts:read``,
-``metrics:read``, ``drift:read``), taken from ``state.principal`` (its
-``permissions``, or the :data:`~pyflare_server.auth.permissions.ROLES` of its
-``role``) that the auth middleware sets. A client that lets more than
+also needs its own read permission (``costs:read`` for ``costs:*``: a viewer's
+``costs:read:own`` is not enough, since cost notifications are everyone's;
+``alerts:read``, ``metrics:read``, ``drift:read``), checked against the permissions
+of the ``state.principal`` the auth middleware sets. A client that lets more than
 ``server.api.ws_max_queue`` messages wait is closed with code 1008 and a reason;
 on shutdown clients get 1001.
 """
@@ -25,7 +25,6 @@ on shutdown clients get 1001.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Final
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 from starlette.routing import WebSocketRoute
 
-from pyflare_server.auth.permissions import ROLES, allows, requires
+from pyflare_server.auth.permissions import allows, requires
 from pyflare_server.pipeline.broadcast import ChannelError, Hub, Subscription, encode, parse_channel
 
 if TYPE_CHECKING:
@@ -71,36 +70,32 @@ def routes(hub: Hub) -> list[WebSocketRoute]:
 
 
 def _granted(websocket: WebSocket) -> Collection[str] | None:
-    """The caller's permissions, or None when no auth ran (everything allowed)."""
+    """The caller's permissions, or None when no auth middleware ran (everything allowed)."""
     principal = getattr(websocket.state, "principal", None)
     if principal is None:
         return None
-    permissions = getattr(principal, "permissions", None)
-    if permissions is None:
-        permissions = ROLES.get(str(getattr(principal, "role", "")), ())
-    return tuple(permissions)
+    return tuple(principal.permissions)
 
 
 async def _serve(
     websocket: WebSocket, hub: Hub, subscription: Subscription, granted: Collection[str] | None
 ) -> None:
-    reader = asyncio.create_task(_read(websocket, hub, subscription, granted))
+    # The client's messages are read here; a task sends, and closes the connection
+    # itself when the subscription is cut off (the reader then sees the disconnect).
     writer = asyncio.create_task(_write(websocket, subscription))
-    done, pending = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    for task in done:
-        if not task.cancelled() and task.exception() is not None:
-            logger.debug("live-stream connection ended: %r", task.exception())
-    if writer in done and subscription.close_code is not None:
-        with contextlib.suppress(Exception):  # the client may be gone already
-            await websocket.close(subscription.close_code, subscription.close_reason)
+    try:
+        await _read(websocket, hub, subscription, granted)
+    finally:
+        writer.cancel()
+        for outcome in await asyncio.gather(writer, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                logger.debug("live-stream connection ended: %r", outcome)
 
 
 async def _write(websocket: WebSocket, subscription: Subscription) -> None:
     while (message := await subscription.next()) is not None:
         await websocket.send_text(message)
+    await websocket.close(subscription.close_code or 1000, subscription.close_reason)
 
 
 async def _read(
