@@ -420,3 +420,31 @@ def test_spans_recorded_by_the_sdk_read_back(tmp_path: Path) -> None:
             assert summary["service_name"] == "pyflare-test"
             detail = client.get(f"/api/v1/traces/{summary['trace_id']}").json()
             assert [s["operation_name"] for s in detail["spans"]] == ["ask", "chat"]
+
+
+def test_attribute_and_min_duration_ms_filters(client: TestClient) -> None:
+    assert listed(client, attribute="user.id=u-1") == [tid(1)]
+    assert listed(client, attribute=["user.id=u-1", "gen_ai.request.model=gpt-4o-mini"]) == [tid(1)]
+    assert listed(client, attribute="user.id=u-2") == []
+    assert listed(client, attribute="user.id=") == []
+    assert listed(client, min_duration_ms="1999.5") == [tid(1)]
+    assert listed(client, min_duration_ms="0", limit=2) == [tid(FRAUD), tid(2)]
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"attribute": "user.id"}, "attribute must be key=value"),
+        ({"attribute": "=x"}, "attribute must be key=value"),
+        ({"attribute": ["a=1", "a=2"]}, "attribute 'a' is given two values"),
+        ({"attribute": [f"k{i}=v" for i in range(17)]}, "at most 16"),
+        ({"min_duration_ms": "-1"}, "min_duration_ms must be a number"),
+        ({"min_duration_ms": "nan"}, "min_duration_ms must be a number"),
+        ({"min_duration_ms": "soon"}, "min_duration_ms must be a number"),
+        ({"min_duration_ms": "1", "min_duration": "1s"}, "not both"),
+    ],
+)
+def test_bad_attribute_and_duration_filters(
+    client: TestClient, params: dict[str, Any], named: str
+) -> None:
+    assert named in bad_request(client, "/api/v1/traces", **params)
