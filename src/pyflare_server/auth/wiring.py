@@ -53,8 +53,9 @@ class AuthWiring:
             return
         if not has_keys:
             logger.warning(
-                "auth is on and there are no API keys yet: every request but /health and "
-                "/metrics is refused. Create one with `pyflare keys create --role admin`"
+                "auth is on and there are no API keys yet: every request but the public "
+                "ones (/health, /metrics) is refused. Create a key with "
+                "`pyflare keys create --role admin`"
             )
 
     def middleware(self, routes: list[BaseRoute]) -> Middleware:
