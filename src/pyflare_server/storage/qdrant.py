@@ -17,6 +17,7 @@ indexes (creating them there is a no-op).
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,6 +47,7 @@ from pyflare.store.vectors import (
     check_query_vectors,
     time_bounds_us,
 )
+from pyflare_server.storage._qdrant_local import check_not_in_use
 from pyflare_server.storage._qdrant_schema import (
     POINT_ID,
     collection_config,
@@ -59,8 +61,12 @@ from pyflare_server.storage.urls import BackendURL, QdrantLocalURL, QdrantURL
 __all__ = ["QdrantVectorStore", "collection_config"]
 
 DEFAULT_BATCH_SIZE = 256
+# Random sampling (SampleQuery) came in Qdrant 1.11.
+MIN_SERVER_VERSION = (1, 11)
 _LOCAL_INDEX_WARNING = "Payload indexes have no effect in the local Qdrant"
 _T = TypeVar("_T")
+
+logger = logging.getLogger(__name__)
 
 
 class QdrantVectorStore:
@@ -83,6 +89,8 @@ class QdrantVectorStore:
         self._lock = threading.Lock()
         self._closed = False
         try:
+            if not local:
+                self._check_version()
             for name in VECTOR_COLLECTIONS:
                 self._ensure_collection(name)
         except BaseException:
@@ -108,11 +116,25 @@ class QdrantVectorStore:
         check_dim(dim)
         try:
             if isinstance(url, QdrantLocalURL):
-                local = url.path == ":memory:"
-                client = QdrantClient(location=":memory:") if local else QdrantClient(path=url.path)
+                if url.path == ":memory:":
+                    client = QdrantClient(location=":memory:")
+                else:
+                    check_not_in_use(url)
+                    client = QdrantClient(path=url.path)
                 return cls(client, dim=dim, where=str(url), local=True, batch_size=batch_size)
             if isinstance(url, QdrantURL):
-                client = QdrantClient(url=url.http_url, api_key=url.api_key, timeout=timeout_s)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    # The version is checked in __init__ (a clear error), not in
+                    # qdrant-client's background thread (a warning).
+                    client = QdrantClient(
+                        url=url.http_url,
+                        api_key=url.api_key,
+                        timeout=timeout_s,
+                        check_compatibility=False,
+                    )
+                for warning in caught:  # e.g. an API key sent over plain HTTP
+                    logger.warning("Qdrant at %s: %s", url, warning.message)
                 return cls(client, dim=dim, where=str(url), batch_size=batch_size)
         except (RuntimeError, OSError, ValueError) as exc:
             if isinstance(exc, InvalidArgumentError):
@@ -133,6 +155,21 @@ class QdrantVectorStore:
                 raise StoreError(f"Qdrant at {self._where_text}: cannot {what}: {exc}") from exc
             except ValueError as exc:  # local mode reports bad requests this way
                 raise StoreError(f"Qdrant at {self._where_text}: cannot {what}: {exc}") from exc
+
+    def _check_version(self) -> None:
+        version = self._call("read the server version", lambda: self._client.info().version)
+        parts = version.split(".")
+        try:
+            major, minor = int(parts[0]), int(parts[1])
+        except (IndexError, ValueError):
+            logger.warning("Qdrant at %s reports version %r", self._where_text, version)
+            return
+        if (major, minor) < MIN_SERVER_VERSION:
+            wanted = ".".join(map(str, MIN_SERVER_VERSION))
+            raise StoreError(
+                f"Qdrant at {self._where_text} is version {version}; PyFlare needs {wanted} or "
+                "later (the query API and random sampling)"
+            )
 
     def _ensure_collection(self, name: str) -> None:
         config = collection_config(name, self._dim)
