@@ -423,11 +423,25 @@ class RateLimitSettings(_Section):
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
+def _server_vectors(value: object) -> object:
+    """``duckdb`` (the span store's file) or a vector store URL (storage/urls.py)."""
+    if not isinstance(value, str) or value.strip().lower() == "duckdb":
+        return value.strip().lower() if isinstance(value, str) else value
+    from pyflare_server.storage.urls import VECTOR_SCHEMES, url_problem
+
+    problem = url_problem(value, VECTOR_SCHEMES)
+    if problem is not None:
+        raise ValueError(problem)
+    return value.strip()
+
+
 class ServerSection(_Section):
     store: Annotated[str, BeforeValidator(_server_store)] = DEFAULT_STORE
     # Where embeddings live: duckdb (the store's file), qdrant://host:6333 or
     # qdrant+local:///path; None keeps them in the span store's backend.
-    vectors: NonEmpty | None = None
+    vectors: Annotated[str, BeforeValidator(_server_vectors)] | None = None
+    # The size of the embeddings kept there (1536: OpenAI text-embedding-3-small).
+    vector_size: Annotated[int, Field(gt=0, le=65_536)] = 1536
     api: ApiSettings = ApiSettings()
     auth: AuthSettings = AuthSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()

@@ -201,7 +201,7 @@ def test_urls_open_their_backends(tmp_path: Path) -> None:
     [
         ("clickhouse://ch/pyflare", "a clickhouse URL can't be used here"),
         ("qdrant://q:6333/collections", "has no meaning"),
-        ("vectors.duckdb", "is not a URL"),
+        ("vectors.duckdb", "not a URL"),
     ],
 )
 def test_bad_vector_urls_name_the_setting(url: str, message: str) -> None:

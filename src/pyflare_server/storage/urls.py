@@ -40,6 +40,7 @@ __all__ = [
     "parse_queue_url",
     "parse_store_url",
     "parse_vectors_url",
+    "url_problem",
 ]
 
 #: The schemes each kind of backend accepts.
@@ -379,6 +380,37 @@ def _parse(url: str, scheme: str) -> BackendURL:
     return _qdrant_local(url)
 
 
+def url_problem(url: object, accept: Collection[str] | None = None) -> str | None:
+    """What is wrong with ``url`` as a backend of ``accept``'s schemes, or None when nothing.
+
+    The text says what is wrong and ends with the accepted forms; it never holds
+    a password. Settings validators use it (the loader adds the key and source).
+    """
+    result = _parse_or_problem(url, accept)
+    return result if isinstance(result, str) else None
+
+
+def _parse_or_problem(url: object, accept: Collection[str] | None) -> BackendURL | str:
+    schemes = tuple(accept) if accept is not None else tuple(_EXAMPLES)
+    # The TLS variants (clickhouses, qdrants) are left out of the list to keep it short.
+    forms = ", ".join(_EXAMPLES[s] for s in schemes if s in _EXAMPLES and s not in _TLS)
+    if not isinstance(url, str):
+        return f"not a URL string but {type(url).__name__}; expected {forms}"
+    text = url.strip()
+    scheme, sep, _ = text.partition("://")
+    scheme = scheme.lower()
+    if not sep or not scheme:
+        return f"not a URL; expected {forms}"
+    if scheme not in _EXAMPLES:
+        return f"unknown scheme {scheme!r}; expected {forms}"
+    if scheme not in schemes:
+        return f"a {scheme} URL can't be used here; expected {forms}"
+    try:
+        return _parse(text, scheme)
+    except _Bad as exc:
+        return f"{exc}; expected {_EXAMPLES[scheme]}"
+
+
 def parse_backend_url(
     url: str, *, setting: str = "url", accept: Collection[str] | None = None
 ) -> BackendURL:
@@ -389,31 +421,11 @@ def parse_backend_url(
             known scheme with a problem; the message names ``setting``, shows
             the URL with its password hidden and lists the accepted forms.
     """
-    schemes = tuple(accept) if accept is not None else tuple(_EXAMPLES)
-    # The TLS variants (clickhouses, qdrants) are left out of the list to keep it short.
-    forms = ", ".join(_EXAMPLES[s] for s in schemes if s in _EXAMPLES and s not in _TLS)
-    if not isinstance(url, str):
-        raise ConfigError(
-            f"{setting} must be a URL string, not {type(url).__name__}; expected {forms}"
-        )
-    text = url.strip()
-    shown = _hidden(text)
-    scheme, sep, _ = text.partition("://")
-    scheme = scheme.lower()
-    if not sep or not scheme:
-        raise ConfigError(f"{setting}={shown!r} is not a URL: expected {forms}")
-    if scheme not in _EXAMPLES:
-        raise ConfigError(f"{setting}={shown!r} has an unknown scheme {scheme!r}: expected {forms}")
-    if scheme not in schemes:
-        raise ConfigError(
-            f"{setting}={shown!r}: a {scheme} URL can't be used here; expected {forms}"
-        )
-    try:
-        return _parse(text, scheme)
-    except _Bad as exc:
-        raise ConfigError(
-            f"{setting}={shown!r} is not valid: {exc}; expected {_EXAMPLES[scheme]}"
-        ) from None
+    result = _parse_or_problem(url, accept)
+    if isinstance(result, str):
+        shown = f"={_hidden(url.strip())!r}" if isinstance(url, str) else ""
+        raise ConfigError(f"{setting}{shown}: {result}")
+    return result
 
 
 def parse_store_url(url: str, *, setting: str = "server.store") -> BackendURL:
