@@ -7,15 +7,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from _auth import auth_app
 from _stream_app import agent_trace, app_client, post_spans
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from pyflare.records import from_readable_spans
+from pyflare.store.duckdb import DuckDBSpanStore
 from pyflare_server.api import ws
 from pyflare_server.auth.permissions import permission_of
 from pyflare_server.pipeline.broadcast import MAX_CHANNELS, Hub
+from pyflare_server.pipeline.memory import MemoryQueue
 
 
 @pytest.fixture
@@ -263,3 +267,43 @@ def test_the_handshake_needs_credentials_when_auth_is_on(tmp_path: Path) -> None
                 pass
         assert closed.value.code == 1008
         assert "traces:read" in closed.value.reason
+
+
+# -- the hub on its own ----------------------------------------------------------
+
+
+async def test_a_subscription_holds_at_most_max_queue_messages() -> None:
+    hub = Hub(max_queue=2)
+    subscription = hub.subscribe()
+    hub.add_channels(subscription, ["traces:*"])
+    assert subscription.offer("a") and subscription.offer("b")
+    assert not subscription.offer("c")
+    assert subscription.close_code == 1008
+    assert subscription.waiting() == 0  # what waited is dropped, not kept
+    assert await subscription.next() is None
+    hub.unsubscribe(subscription)
+    assert hub.subscriptions() == 0
+    assert not hub.wants("traces")
+
+
+def test_a_hub_needs_room_for_one_message() -> None:
+    with pytest.raises(ValueError, match="max_queue must be at least 1"):
+        Hub(max_queue=0)
+
+
+async def test_the_hub_never_fails_a_write(caplog: pytest.LogCaptureFixture) -> None:
+    hub = Hub()
+    hub.add_channels(hub.subscribe(), ["traces:*"])  # someone listens: the rows are read
+    hub.stored("traces", pa.table({"unexpected": [1]}))
+    assert "building live-stream notifications failed" in caplog.text
+
+
+async def test_the_queue_stores_once_when_a_listener_fails(tmp_path: Path) -> None:
+    def broken(signal: str, table: pa.Table) -> None:
+        raise RuntimeError("listener bug")
+
+    with DuckDBSpanStore(tmp_path / "q.duckdb") as store:
+        queue = MemoryQueue(store, on_stored=broken)
+        await queue.put("traces", from_readable_spans(agent_trace(1)))
+        await queue.close()
+        assert store.sql("SELECT count(*) AS n FROM traces").column("n")[0].as_py() == 2
