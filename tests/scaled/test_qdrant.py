@@ -125,7 +125,10 @@ def test_a_local_directory_keeps_its_points_and_their_size(tmp_path: Path) -> No
 
 def test_a_directory_in_use_is_a_store_error(tmp_path: Path) -> None:
     url = parse_vectors_url(f"qdrant+local:///{tmp_path / 'q'}")
-    with QdrantVectorStore.open(url, dim=4), pytest.raises(StoreError, match="already accessed by another client"):
+    with (
+        QdrantVectorStore.open(url, dim=4),
+        pytest.raises(StoreError, match="already accessed by another client"),
+    ):
         QdrantVectorStore.open(url, dim=4)
 
 
@@ -155,7 +158,9 @@ def test_an_unreachable_server_is_a_store_error_naming_it() -> None:
     with pytest.raises(StoreError) as raised:
         QdrantVectorStore.open(url, dim=4, timeout_s=2)
 
-    assert f"Qdrant at qdrant://:***@127.0.0.1:{port}: cannot read the server version" in str(raised.value)
+    assert f"Qdrant at qdrant://:***@127.0.0.1:{port}: cannot read the server version" in str(
+        raised.value
+    )
     assert "hunter2" not in str(raised.value)
 
 
