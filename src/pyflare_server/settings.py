@@ -362,6 +362,15 @@ class CollectorSettings(_Section):
 def _server_store(value: object) -> object:
     if not isinstance(value, str):
         return value
+    # -- ClickHouse stores (pyflare_server.storage.factory opens them) --
+    if value.strip().lower().startswith(("clickhouse://", "clickhouses://", "chdb://")):
+        from pyflare_server.storage.urls import parse_store_url
+
+        try:
+            parse_store_url(value.strip(), setting="store")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
     try:
         url = store_url(value)
     except ConfigError:
