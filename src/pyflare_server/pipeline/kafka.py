@@ -21,6 +21,8 @@ Failures a receiver maps (nothing taken is ever dropped silently):
   and the client's retry makes duplicates the idempotent store absorbs.
 - a message not acknowledged within ``delivery_timeout_s`` (brokers down or
   unreachable, topic missing): :class:`PipelineError` (HTTP 503 + Retry-After).
+- after a failed put or a fatal producer error (a broker lost the idempotent
+  producer's state, say) the next put starts a new producer.
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ class KafkaQueue:
         self._topics_task: asyncio.Task[None] | None = None
         self._in_flight = 0
         self._closing = False
+        self._fatal: str | None = None
 
     # -- the SpanQueue protocol ----------------------------------------------
 
@@ -169,6 +172,8 @@ class KafkaQueue:
         rows = batch.num_rows
         if rows == 0:
             return
+        if self._fatal is not None:
+            await self._replace_producer()
         await self.start()
         encode = _ENCODERS[signal]
         if rows > _ENCODE_INLINE_ROWS:
@@ -192,13 +197,13 @@ class KafkaQueue:
             return
         from confluent_kafka import Producer
 
-        self._producer = Producer(self._config)
-        self._stop.clear()
+        self._producer = Producer({**self._config, "error_cb": self._on_error})
+        self._stop = threading.Event()
         self._poller = threading.Thread(
             target=self._poll, name="pyflare-kafka-producer", daemon=True
         )
         self._poller.start()
-        if self._create_topics:
+        if self._create_topics and self._topics_task is None:
             self._topics_task = asyncio.get_running_loop().create_task(
                 self._setup_topics(), name="pyflare-kafka-topics"
             )
@@ -239,12 +244,48 @@ class KafkaQueue:
                 raise PipelineError(f"Kafka refused a message for {topic}: {exc}") from exc
         # The poll thread serves the callbacks; wake librdkafka's sender now.
         self._producer.poll(0)
-        await delivery.future
+        try:
+            await delivery.future
+        except PipelineError as exc:
+            # After an outage an idempotent producer may be stuck on state the
+            # brokers lost: the next put starts afresh.
+            self._fatal = str(exc)
+            raise
 
     def _poll(self) -> None:
         producer = self._producer
-        while not self._stop.is_set():
-            producer.poll(0.05)
+        stop = self._stop
+        while not stop.is_set():
+            try:
+                producer.poll(0.05)
+            except Exception as exc:  # a fatal error surfaces here too
+                self._fatal = str(exc)
+                stop.wait(0.05)
+
+    def _on_error(self, error: Any) -> None:
+        if error.fatal():
+            logger.error("the Kafka producer failed and will be replaced: %s", error)
+            self._fatal = str(error)
+
+    async def _replace_producer(self) -> None:
+        """Drop a producer in a fatal state (its waiting puts fail) and start a new one."""
+        old, poller, stop = self._producer, self._poller, self._stop
+        self._producer = None
+        self._fatal = None
+        if old is not None:
+
+            def release() -> None:
+                try:
+                    old.purge()
+                    old.flush(1)
+                except Exception as exc:
+                    logger.debug("releasing the failed producer: %s", exc)
+                stop.set()
+                if poller is not None:
+                    poller.join()
+
+            await asyncio.to_thread(release)
+        await self.start()
 
     async def _setup_topics(self) -> None:
         from confluent_kafka.admin import AdminClient
