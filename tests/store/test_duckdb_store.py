@@ -103,6 +103,7 @@ def _version_1_store(path: Path) -> None:
         con.execute("DROP VIEW costs_hourly")
         con.execute("DROP TABLE costs")
         con.execute("DROP TABLE api_keys")
+        con.execute("DROP TABLE trace_index")
         con.execute("DELETE FROM pyflare_schema WHERE version > 1")
 
 
@@ -112,11 +113,25 @@ def test_a_version_1_store_gains_the_metrics_and_logs_tables(tmp_path: Path) -> 
     with pytest.raises(StoreError, match=r"schema version 1; .*Open it once read-write"):
         DuckDBSpanStore(path, read_only=True)
     with DuckDBSpanStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
         assert store.write(from_readable_spans(spans((1, 1)))) == 1
         assert store.write_metrics(METRIC_SCHEMA.empty_table()) == 0
         assert store.sql("SELECT count(*) AS n FROM logs").column("n")[0].as_py() == 0
-    assert [version for version, _, _ in schema_rows(path)] == [1, 2, 3, 4, 5]
+    assert [version for version, _, _ in schema_rows(path)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_version_5_store_indexes_the_traces_it_has(tmp_path: Path) -> None:
+    path = tmp_path / "spans.duckdb"
+    with DuckDBSpanStore(path) as store:
+        store.write(from_readable_spans(spans((1, 1), (1, 2), (2, 1))))
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE trace_index")
+        con.execute("DELETE FROM pyflare_schema WHERE version > 5")
+    with DuckDBSpanStore(path) as store:
+        assert store.schema_version == 6
+        listed = store.traces(TraceQuery())
+        assert sorted(listed.column("trace_id").to_pylist()) == [f"{1:032x}", f"{2:032x}"]
+        assert store.count_traces(TraceQuery()) == 2
 
 
 def test_a_version_2_store_gains_the_drift_tables_and_keeps_its_rows(tmp_path: Path) -> None:
@@ -129,14 +144,15 @@ def test_a_version_2_store_gains_the_drift_tables_and_keeps_its_rows(tmp_path: P
         con.execute("DROP VIEW costs_hourly")
         con.execute("DROP TABLE costs")
         con.execute("DROP TABLE api_keys")
+        con.execute("DROP TABLE trace_index")
         con.execute("DELETE FROM pyflare_schema WHERE version > 2")
     with DuckDBSpanStore(path) as store:
-        assert store.schema_version == 5
+        assert store.schema_version == 6
         assert store.sql("SELECT count(*) AS n FROM traces").column("n")[0].as_py() == 1
         assert store.drift_results("m").num_rows == 0
         assert store.drift_reference("m", "feature") is None
     assert {"drift_results", "drift_references"} <= table_names(path)
-    assert [version for version, _, _ in schema_rows(path)] == [1, 2, 3, 4, 5]
+    assert [version for version, _, _ in schema_rows(path)] == [1, 2, 3, 4, 5, 6]
 
 
 def test_references_and_results_survive_reopening(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The SQL behind listing traces: a trace's summary columns and the filters of a TraceQuery.
 
-Shared by the DuckDB store's ``traces()`` and ``count_traces()``.
+Listing is two steps: pick the page's trace ids from ``trace_index`` (one row per
+trace, kept up to date by every write), then summarise only those traces' spans.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Any
 
 from pyflare.store.base import TraceQuery
 
-__all__ = ["SUMMARY_COLUMNS", "trace_filters"]
+__all__ = ["INDEX_UPSERT", "SUMMARY_COLUMNS", "page_filters", "summaries_sql"]
 
 SUMMARY_COLUMNS = """
     trace_id,
@@ -40,57 +41,101 @@ SUMMARY_COLUMNS = """
 """
 
 
-def trace_filters(query: TraceQuery) -> tuple[str, str, list[Any]]:
-    """Span-level WHERE and trace-level HAVING clauses for ``query``."""
+# The batch's traces merged into trace_index (from the write's batch view ``b``).
+# Every value is a min, max, or, or the root's/earliest span's, so writing a span
+# again changes nothing.
+INDEX_UPSERT = """
+INSERT INTO trace_index
+SELECT trace_id, min(start_time), max(end_time),
+       min(start_time) FILTER (WHERE parent_span_id IS NULL),
+       arg_min(service_name, start_time) FILTER (WHERE parent_span_id IS NULL),
+       arg_min(status_code, start_time) FILTER (WHERE parent_span_id IS NULL),
+       arg_min(service_name, start_time), arg_min(status_code, start_time),
+       bool_or(status_code = 'error')
+FROM {view} AS b GROUP BY trace_id
+ON CONFLICT (trace_id) DO UPDATE SET
+    root_service = CASE WHEN trace_index.root_start IS NULL
+                          OR excluded.root_start < trace_index.root_start
+                        THEN coalesce(excluded.root_service, trace_index.root_service)
+                        ELSE trace_index.root_service END,
+    root_status = CASE WHEN trace_index.root_start IS NULL
+                         OR excluded.root_start < trace_index.root_start
+                       THEN coalesce(excluded.root_status, trace_index.root_status)
+                       ELSE trace_index.root_status END,
+    root_start = least(trace_index.root_start, excluded.root_start),
+    first_service = CASE WHEN excluded.start_time < trace_index.start_time
+                         THEN excluded.first_service ELSE trace_index.first_service END,
+    first_status = CASE WHEN excluded.start_time < trace_index.start_time
+                        THEN excluded.first_status ELSE trace_index.first_status END,
+    start_time = least(trace_index.start_time, excluded.start_time),
+    end_time = greatest(trace_index.end_time, excluded.end_time),
+    has_error = trace_index.has_error OR excluded.has_error
+"""
+
+_SERVICE = "coalesce(root_service, first_service)"
+_STATUS = "CASE WHEN has_error THEN 'error' ELSE coalesce(root_status, first_status) END"
+
+
+def page_filters(query: TraceQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause over trace_index selecting the traces ``query`` matches.
+
+    Trace-level filters read the index; each span-level one (model, attribute,
+    text) keeps the traces with a span matching it. Every span of a trace starts
+    at or after the trace's start, so those span scans are bounded below by
+    ``since_ns`` and skip older row groups.
+    """
     where: list[str] = []
-    where_params: list[Any] = []
-    having: list[str] = []
-    having_params: list[Any] = []
-    bounds: list[str] = []
-    bound_params: list[Any] = []
+    params: list[Any] = []
     if query.since_ns is not None:
-        bounds.append("start_time >= make_timestamp_ns(?)")
-        bound_params.append(int(query.since_ns))
+        where.append("start_time >= make_timestamp_ns(?)")
+        params.append(int(query.since_ns))
     if query.until_ns is not None:
-        bounds.append("start_time < make_timestamp_ns(?)")
-        bound_params.append(int(query.until_ns))
-    if bounds:
-        # The time range applies to the trace's start: take the traces with a span
-        # in range, then keep those whose earliest span is in range, with all their
-        # spans (a child may start after `until`, the root before `since`).
-        in_range = " AND ".join(bounds)
-        where.append(f"trace_id IN (SELECT trace_id FROM traces WHERE {in_range})")
-        where_params += bound_params
-        having.append(in_range.replace("start_time", "min(start_time)"))
-        having_params += bound_params
-    if query.model_id is not None:
-        having.append("bool_or(model_id = ?)")
-        having_params.append(query.model_id)
-    for key, value in query.attributes.items():
-        having.append("bool_or(attributes[?] = ?)")
-        having_params += [key, value]
-    if query.text:
-        having.append(
-            "bool_or(contains(lower(coalesce(input_preview, '')), lower(?))"
-            " OR contains(lower(coalesce(output_preview, '')), lower(?)))"
-        )
-        having_params += [query.text, query.text]
+        where.append("start_time < make_timestamp_ns(?)")
+        params.append(int(query.until_ns))
     if query.service is not None:
-        having.append(
-            "coalesce(arg_min(service_name, start_time) FILTER (WHERE parent_span_id IS NULL),"
-            " arg_min(service_name, start_time)) = ?"
-        )
-        having_params.append(query.service)
+        where.append(f"{_SERVICE} = ?")
+        params.append(query.service)
     if query.status is not None:
-        having.append(
-            "(CASE WHEN bool_or(status_code = 'error') THEN 'error' ELSE "
-            "coalesce(arg_min(status_code, start_time) FILTER (WHERE parent_span_id IS NULL),"
-            " arg_min(status_code, start_time)) END) = ?"
-        )
-        having_params.append(query.status)
+        where.append(f"{_STATUS} = ?")
+        params.append(query.status)
     if query.min_duration_ns is not None:
-        having.append("epoch_ns(max(end_time)) - epoch_ns(min(start_time)) >= ?")
-        having_params.append(int(query.min_duration_ns))
-    where_sql = ("WHERE " + " AND ".join(where)) if where else ""
-    having_sql = ("HAVING " + " AND ".join(having)) if having else ""
-    return where_sql, having_sql, where_params + having_params
+        where.append("epoch_ns(end_time) - epoch_ns(start_time) >= ?")
+        params.append(int(query.min_duration_ns))
+    span_conditions: list[tuple[str, list[Any]]] = []
+    if query.model_id is not None:
+        span_conditions.append(("model_id = ?", [query.model_id]))
+    for key, value in query.attributes.items():
+        span_conditions.append(("attributes[?] = ?", [key, value]))
+    if query.text:
+        span_conditions.append(
+            (
+                "(contains(lower(coalesce(input_preview, '')), lower(?))"
+                " OR contains(lower(coalesce(output_preview, '')), lower(?)))",
+                [query.text, query.text],
+            )
+        )
+    for condition, values in span_conditions:
+        bounded = ""
+        bound: list[Any] = []
+        if query.since_ns is not None:
+            bounded = " AND start_time >= make_timestamp_ns(?)"
+            bound = [int(query.since_ns)]
+        where.append(f"trace_id IN (SELECT trace_id FROM traces WHERE {condition}{bounded})")
+        params += [*values, *bound]
+    return ("WHERE " + " AND ".join(where)) if where else "", params
+
+
+def summaries_sql(earliest_ns: int, latest_ns: int) -> str:
+    """Summaries of the traces whose ids are bound as one list.
+
+    Their spans all start in ``[earliest_ns, latest_ns]`` (the page's earliest
+    trace start and latest trace end); the bounds go in as literals so DuckDB
+    skips the row groups outside them by their min/max.
+    """
+    return (
+        f"SELECT {SUMMARY_COLUMNS} FROM traces "
+        f"WHERE start_time BETWEEN make_timestamp_ns({int(earliest_ns)}) "
+        f"AND make_timestamp_ns({int(latest_ns)}) "
+        "AND trace_id IN (SELECT unnest(?::VARCHAR[])) "
+        "GROUP BY trace_id ORDER BY start_time DESC, trace_id"
+    )

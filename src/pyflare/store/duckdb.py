@@ -39,7 +39,7 @@ from pyflare.store._duckdb_drift import (
     read_reference,
     results_query,
 )
-from pyflare.store._trace_sql import SUMMARY_COLUMNS, trace_filters
+from pyflare.store._trace_sql import INDEX_UPSERT, page_filters, summaries_sql
 from pyflare.store.base import MAX_SQL_ROWS, PYFLARE_TABLES, TraceQuery
 from pyflare.store.batches import conform, first_of_each_span, shared_resource
 from pyflare.store.schema import check_version, migrate, schema_version
@@ -63,6 +63,7 @@ _ROW_GROUP_ROWS = 16_384
 _CATALOG = "pyflare"
 # An Arrow scan runs one thread per record batch: split writes so both cores work.
 _SCAN_CHUNK_ROWS = 4096
+_INDEX_VIEW = "_pyflare_index_batch"
 _BATCH_VIEW = "_pyflare_batch"
 
 
@@ -199,19 +200,47 @@ class DuckDBSpanStore:
             # Skip spans already stored. Only rows in the batch's time range can collide;
             # the range goes in as literals (integers from Arrow) so DuckDB prunes the
             # row groups outside it by their min/max instead of scanning the table.
-            return self._insert(
-                "traces",
-                batch,
-                f"""
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM traces t
-                    WHERE t.start_time BETWEEN make_timestamp_ns({int(lo.as_py())})
-                                           AND make_timestamp_ns({int(hi.as_py())})
-                      AND t.trace_id = b.trace_id AND t.span_id = b.span_id
+            con = self._con
+            _run(con, "BEGIN TRANSACTION")
+            try:
+                inserted = self._insert(
+                    "traces",
+                    batch,
+                    f"""
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM traces t
+                        WHERE t.start_time BETWEEN make_timestamp_ns({int(lo.as_py())})
+                                               AND make_timestamp_ns({int(hi.as_py())})
+                          AND t.trace_id = b.trace_id AND t.span_id = b.span_id
+                    )
+                    """,
+                    "spans",
                 )
-                """,
-                "spans",
-            )
+                self._index_traces(batch)
+                _run(con, "COMMIT")
+            except BaseException:
+                _run(con, "ROLLBACK")
+                raise
+            return inserted
+
+    def _index_traces(self, batch: pa.Table) -> None:
+        """Merge the batch's traces into trace_index (what listing filters on)."""
+        index = batch.select(
+            ["trace_id", "parent_span_id", "start_time", "end_time", "service_name", "status_code"]
+        )
+        con = self._con
+        try:
+            con.register(_INDEX_VIEW, index)
+            _run(con, INDEX_UPSERT.format(view=_INDEX_VIEW))
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"indexing {batch.num_rows} spans' traces in {self.path} failed: {exc}"
+            ) from exc
+        finally:
+            try:
+                con.unregister(_INDEX_VIEW)
+            except duckdb.Error:
+                logger.debug("unregistering the index batch failed", exc_info=True)
 
     def write_metrics(self, batch: pa.Table) -> int:
         return self._append("metrics", conform(batch, METRIC_SCHEMA, "metrics"), "metric points")
@@ -274,25 +303,40 @@ class DuckDBSpanStore:
             raise QueryError(
                 f"limit and offset must not be negative, got {query.limit} and {query.offset}"
             )
-        where_sql, having_sql, params = trace_filters(query)
-        sql = (
-            f"SELECT {SUMMARY_COLUMNS} FROM traces {where_sql} GROUP BY trace_id {having_sql} "
-            "ORDER BY start_time DESC, trace_id LIMIT ? OFFSET ?"
+        where_sql, params = page_filters(query)
+        page = self._query(
+            "SELECT trace_id, epoch_ns(start_time) AS start_ns, epoch_ns(end_time) AS end_ns "
+            f"FROM trace_index {where_sql} ORDER BY start_time DESC, trace_id LIMIT ? OFFSET ?",
+            [*params, int(query.limit), int(query.offset)],
         )
-        return self._query(sql, [*params, int(query.limit), int(query.offset)])
+        if page.num_rows == 0:
+            return self._query(summaries_sql(0, 0) + " LIMIT 0", [[]])
+        earliest = pc.min(page.column("start_ns")).as_py()
+        latest = pc.max(page.column("end_ns")).as_py()
+        ids = page.column("trace_id").to_pylist()
+        return self._query(summaries_sql(earliest, latest), [ids])
 
     def count_traces(self, query: TraceQuery) -> int:
-        where_sql, having_sql, params = trace_filters(query)
-        sql = (
-            f"SELECT count(*) AS n FROM (SELECT trace_id FROM traces {where_sql} "
-            f"GROUP BY trace_id {having_sql})"
-        )
+        where_sql, params = page_filters(query)
+        sql = f"SELECT count(*) AS n FROM trace_index {where_sql}"
         return int(self._query(sql, params).column("n")[0].as_py())
 
     def spans(self, trace_id: str) -> pa.Table:
+        trace_id = trace_id.lower()
+        bounds = self._query(
+            "SELECT epoch_ns(start_time) AS lo, epoch_ns(end_time) AS hi FROM trace_index "
+            "WHERE trace_id = ?",
+            [trace_id],
+        )
+        if bounds.num_rows == 0:
+            return tree_order(self._query("SELECT * FROM traces LIMIT 0").cast(SPAN_SCHEMA))
+        # Every span of the trace starts between its start and its end: literal bounds
+        # let DuckDB read only the row groups of that stretch of time.
+        lo, hi = bounds.column("lo")[0].as_py(), bounds.column("hi")[0].as_py()
         table = self._query(
-            "SELECT * FROM traces WHERE trace_id = ? ORDER BY start_time, span_id",
-            [trace_id.lower()],
+            f"SELECT * FROM traces WHERE start_time BETWEEN make_timestamp_ns({int(lo)}) "
+            f"AND make_timestamp_ns({int(hi)}) AND trace_id = ? ORDER BY start_time, span_id",
+            [trace_id],
         )
         return tree_order(table.cast(SPAN_SCHEMA))
 

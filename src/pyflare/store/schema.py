@@ -202,6 +202,34 @@ CREATE TABLE api_keys (
 )
 """
 
+# One row per trace: what listing traces filters and orders on, kept up to date by
+# every span write (an upsert of min/max/or and root-or-earliest values, all of them
+# unchanged by writing a span twice). Listing picks a page here, then summarises
+# only that page's spans. Not among the tables user SQL may read.
+_TRACE_INDEX = """
+CREATE TABLE trace_index (
+    trace_id        VARCHAR PRIMARY KEY,
+    start_time      TIMESTAMP_NS NOT NULL,
+    end_time        TIMESTAMP_NS NOT NULL,
+    root_start      TIMESTAMP_NS,
+    root_service    VARCHAR,
+    root_status     VARCHAR,
+    first_service   VARCHAR NOT NULL,
+    first_status    VARCHAR NOT NULL,
+    has_error       BOOLEAN NOT NULL
+)
+"""
+_TRACE_INDEX_FILL = """
+INSERT INTO trace_index
+SELECT trace_id, min(start_time), max(end_time),
+       min(start_time) FILTER (WHERE parent_span_id IS NULL),
+       arg_min(service_name, start_time) FILTER (WHERE parent_span_id IS NULL),
+       arg_min(status_code, start_time) FILTER (WHERE parent_span_id IS NULL),
+       arg_min(service_name, start_time), arg_min(status_code, start_time),
+       bool_or(status_code = 'error')
+FROM traces GROUP BY trace_id
+"""
+
 #: (version, description, statements), applied in order.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "traces table (canonical span row)", (_TRACES,)),
@@ -209,6 +237,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (3, "drift results and references", (_DRIFT_RESULTS, _DRIFT_REFERENCES)),
     (4, "costs table and its hourly rollup", (_COSTS, _COSTS_HOURLY)),
     (5, "api keys (hashed)", (_API_KEYS,)),
+    (6, "trace index for listing traces", (_TRACE_INDEX, _TRACE_INDEX_FILL)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
