@@ -212,7 +212,9 @@ class ClickHouseSpanStore:
             query, params, dialect=dialect, max_rows=max_rows, database=self.database
         )
         # readonly=2: no writes whatever the guard let through; settings may still be set.
-        settings: dict[str, Any] = {"readonly": 2}
+        # Not on chdb: its client applies per-query settings with SET and restores them
+        # after, which readonly itself forbids, so the whole session would stay read-only.
+        settings: dict[str, Any] = {} if _in_process(self._client) else {"readonly": 2}
         if timeout_s is not None:
             if (
                 isinstance(timeout_s, bool)
@@ -427,6 +429,15 @@ class ClickHouseSpanStore:
 
     def __repr__(self) -> str:
         return f"ClickHouseSpanStore({self.label!r})"
+
+
+def _in_process(client: Any) -> bool:
+    """Whether ``client`` drives the in-process engine (chdb) rather than a server."""
+    try:
+        from clickhouse_connect.driver._chdbclient import ChdbClient
+    except ImportError:  # chdb not installed: no client can be one
+        return False
+    return isinstance(client, ChdbClient)
 
 
 def _reference_meta(

@@ -93,9 +93,9 @@ def open_server_store(
     """
     text = url.strip() if isinstance(url, str) else url
     if isinstance(text, str) and "://" not in text:
-        from pyflare.store import open_store
+        from pyflare.store.duckdb import DuckDBSpanStore
 
-        return open_store(text, read_only=read_only)
+        return DuckDBSpanStore(text, read_only=read_only)
     parsed = parse_store_url(text)
     if isinstance(parsed, DuckDBURL):
         from pyflare.store.duckdb import DuckDBSpanStore
