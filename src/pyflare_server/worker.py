@@ -191,7 +191,7 @@ class Worker:
     # -- one round -----------------------------------------------------------------
 
     def _handle(self, messages: list[Any]) -> None:
-        decoded = [self.reader.read(message) for message in messages]
+        decoded = self.reader.read_many(messages)
         poison = [d for d in decoded if d.batch is None or (d.error and not d.batch.num_rows)]
         for item in decoded:
             if item.rejected and item.batch is not None and item.batch.num_rows:
@@ -219,7 +219,7 @@ class Worker:
             table = run_processors(self.processors, signal, _concat(tables))  # type: ignore[arg-type]
             failed: list[Decoded] = []
         except Exception as exc:
-            logger.warning("a processor failed on %d messages (%s); trying each", len(items), exc)
+            logger.warning("a processor failed (%s); trying each message alone", exc)
             table, failed = self._process_each(signal, items)
         if table is not None and table.num_rows:
             self._write(signal, table)
@@ -230,6 +230,8 @@ class Worker:
     ) -> tuple[pa.Table | None, list[Decoded]]:
         kept: list[pa.Table] = []
         failed: list[Decoded] = []
+        # Messages decoded together are processed one by one, to find the bad one.
+        items = [self.reader.read(m) for item in items for m in item.all_messages()]
         for item in items:
             if item.batch is None or not item.batch.num_rows:
                 continue
