@@ -60,17 +60,17 @@ CREATE TABLE IF NOT EXISTS traces (
     model_id        LowCardinality(Nullable(String)),
     model_version   LowCardinality(Nullable(String)),
     inference_type  LowCardinality(Nullable(String)),
-    input_preview   Nullable(String) CODEC(ZSTD(3)),
-    output_preview  Nullable(String) CODEC(ZSTD(3)),
+    input_preview   Nullable(String) CODEC(ZSTD(1)),
+    output_preview  Nullable(String) CODEC(ZSTD(1)),
     input_hash      Nullable(String) CODEC(ZSTD(1)),
     input_tokens    Nullable(Int64) CODEC(ZSTD(1)),
     output_tokens   Nullable(Int64) CODEC(ZSTD(1)),
     total_tokens    Nullable(Int64) CODEC(ZSTD(1)),
     cost_micros     Nullable(Int64) CODEC(ZSTD(1)),
-    attributes      {_STR_MAP} CODEC(ZSTD(3)),
-    resource        {_STR_MAP} CODEC(ZSTD(3)),
+    attributes      {_STR_MAP} CODEC(ZSTD(1)),
+    resource        {_STR_MAP} CODEC(ZSTD(1)),
     events          Array(Tuple(time DateTime64(9), name String, attributes Map(String, String)))
-                    CODEC(ZSTD(3)),
+                    CODEC(ZSTD(1)),
     _ingested_at    DateTime64(6) CODEC(Delta, ZSTD(1)),
     _partition_date Date MATERIALIZED toDate(start_time),
     _version        UInt64 MATERIALIZED 0,
@@ -103,8 +103,8 @@ CREATE TABLE IF NOT EXISTS metrics (
     quantiles          Array(Tuple(quantile Float64, value Float64)) CODEC(ZSTD(1)),
     unit               LowCardinality(Nullable(String)),
     scope_name         LowCardinality(Nullable(String)),
-    attributes         {_STR_MAP} CODEC(ZSTD(3)),
-    resource           {_STR_MAP} CODEC(ZSTD(3)),
+    attributes         {_STR_MAP} CODEC(ZSTD(1)),
+    resource           {_STR_MAP} CODEC(ZSTD(1)),
     _ingested_at       DateTime64(6) CODEC(Delta, ZSTD(1)),
     _partition_date    Date MATERIALIZED toDate(timestamp)
 )
@@ -123,12 +123,12 @@ CREATE TABLE IF NOT EXISTS logs (
     span_id             Nullable(String) CODEC(ZSTD(1)),
     severity_number     Int32,
     severity_text       LowCardinality(Nullable(String)),
-    body                Nullable(String) CODEC(ZSTD(3)),
+    body                Nullable(String) CODEC(ZSTD(1)),
     event_name          LowCardinality(Nullable(String)),
     service_name        LowCardinality(String),
     scope_name          LowCardinality(Nullable(String)),
-    attributes          {_STR_MAP} CODEC(ZSTD(3)),
-    resource            {_STR_MAP} CODEC(ZSTD(3)),
+    attributes          {_STR_MAP} CODEC(ZSTD(1)),
+    resource            {_STR_MAP} CODEC(ZSTD(1)),
     _ingested_at        DateTime64(6) CODEC(Delta, ZSTD(1)),
     _partition_date     Date MATERIALIZED toDate(timestamp),
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.01) GRANULARITY 1
@@ -154,7 +154,7 @@ CREATE TABLE IF NOT EXISTS drift_results (
     explanation     Nullable(String),
     n_reference     Nullable(Int64),
     n_current       Nullable(Int64),
-    details         Nullable(String) CODEC(ZSTD(3))
+    details         Nullable(String) CODEC(ZSTD(1))
 )
 ENGINE = MergeTree()
 ORDER BY (model_id, drift_type, window_end, computed_at)
@@ -167,7 +167,7 @@ CREATE TABLE IF NOT EXISTS drift_references (
     created_at       DateTime64(9),
     dataset_version  Nullable(String),
     n_samples        Int64,
-    state            String CODEC(ZSTD(3))
+    state            String CODEC(ZSTD(1))
 )
 ENGINE = MergeTree()
 ORDER BY (model_id, drift_type, created_at)
