@@ -175,7 +175,7 @@ def run(store_url: str, label: str, bodies: list[bytes], n_spans: int, broker: B
     worker = Worker(settings, store)
     timings = {"consume": 0.0, "decode": 0.0, "process+write": 0.0, "commit": 0.0}
     original_read, original_store, original_commit = (
-        worker.reader.read,
+        worker.reader.read_many,
         worker._store_signal,
         worker._commit,
     )
@@ -190,7 +190,7 @@ def run(store_url: str, label: str, bodies: list[bytes], n_spans: int, broker: B
 
         return wrapper
 
-    worker.reader.read = timed("decode", original_read)  # type: ignore[method-assign]
+    worker.reader.read_many = timed("decode", original_read)  # type: ignore[method-assign]
     worker._store_signal = timed("process+write", original_store)  # type: ignore[method-assign]
     worker._commit = timed("commit", original_commit)  # type: ignore[method-assign]
     stored = 0
