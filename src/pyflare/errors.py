@@ -11,6 +11,7 @@ __all__ = [
     "InvalidArgumentError",
     "PyFlareError",
     "QueryError",
+    "QueryTimeoutError",
     "StoreError",
     "StoreLockedError",
 ]
@@ -42,6 +43,10 @@ class StoreLockedError(StoreError):
 
 class QueryError(PyFlareError, ValueError):
     """A query was rejected (not read-only, unknown table) or failed to run."""
+
+
+class QueryTimeoutError(QueryError):
+    """A query ran longer than its time limit and was stopped."""
 
 
 class BudgetExceeded(PyFlareError):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests._readable_spans import make_span
 
-from pyflare.errors import QueryError
+from pyflare.errors import QueryError, QueryTimeoutError
 from pyflare.records import from_readable_spans
 from pyflare.store.duckdb import DuckDBSpanStore
 
@@ -52,7 +52,7 @@ def test_a_long_query_is_stopped_and_writes_go_on(store: DuckDBSpanStore) -> Non
 
     writer = threading.Timer(0.2, write_meanwhile)
     writer.start()
-    with pytest.raises(QueryError, match=r"ran longer than 1 s"):
+    with pytest.raises(QueryTimeoutError, match=r"ran longer than 1 s"):
         store.sql(cross, timeout_s=1.0)
     writer.join()
     assert written == [1]

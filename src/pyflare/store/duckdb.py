@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pyflare.config import store_path
-from pyflare.errors import QueryError, StoreError, StoreLockedError
+from pyflare.errors import QueryError, QueryTimeoutError, StoreError, StoreLockedError
 from pyflare.records import DRIFT_RESULT_SCHEMA, LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
 from pyflare.store import _duckdb_costs as costs
 from pyflare.store import _duckdb_keys as keys
@@ -378,7 +378,7 @@ class DuckDBSpanStore:
         try:
             return _arrow(cursor.sql(sql, params=params))
         except duckdb.InterruptException as exc:
-            raise QueryError(
+            raise QueryTimeoutError(
                 f"the query ran longer than {timeout_s:g} s and was stopped; narrow its time "
                 "range, add filters or aggregate more"
             ) from exc

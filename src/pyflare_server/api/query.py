@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pyflare.errors import InvalidArgumentError, QueryError
+from pyflare.errors import InvalidArgumentError, QueryError, QueryTimeoutError
 from pyflare.store.sqlguard import MAX_SQL_CHARS
 from pyflare_server.api._http import ApiError, call_store, endpoint
 from pyflare_server.api._query_results import (
@@ -233,15 +233,14 @@ def _answer(
         table = store.sql(
             body.sql, parameters, max_rows=max_rows + 1, dialect=body.dialect, timeout_s=timeout_s
         )
+    except QueryTimeoutError as exc:
+        raise ApiError(
+            408,
+            "timeout",
+            f"the query ran longer than {timeout_s:g} s (server.api.query_timeout_s) and "
+            "was stopped; narrow its time range, add filters or aggregate more",
+        ) from exc
     except (QueryError, InvalidArgumentError) as exc:
-        elapsed = time.perf_counter() - started
-        if "ran longer than" in str(exc) or elapsed >= timeout_s:
-            raise ApiError(
-                408,
-                "timeout",
-                f"the query ran longer than {timeout_s:g} s (server.api.query_timeout_s) and "
-                "was stopped; narrow its time range, add filters or aggregate more",
-            ) from exc
         raise ApiError(400, "invalid_query", str(exc)) from exc
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
     truncated = table.num_rows > max_rows
