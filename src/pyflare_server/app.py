@@ -37,6 +37,7 @@ from pyflare_server.api import costs, query, ws
 from pyflare_server.api._http import http_exception_handler
 from pyflare_server.auth.permissions import PUBLIC, requires
 from pyflare_server.auth.wiring import AuthWiring
+from pyflare_server.pipeline._notifications import drift_notifications
 from pyflare_server.pipeline.broadcast import Hub
 from pyflare_server.pipeline.cost import CostStage
 from pyflare_server.pipeline.drift import drift_processor
@@ -96,6 +97,11 @@ class ServerCore:
         self._drift = drift_processor(settings.collector.drift, self.store)
         # The live stream (WebSocket /api/v1/ws) hears of every successful store write.
         self.hub = Hub(settings.server.api.ws_max_queue)
+        if self._drift is not None:
+            hub = self.hub
+            self._drift.on_results = lambda rows: hub.publish_threadsafe(
+                drift_notifications(rows)
+            )
         self.pipeline = Pipeline(
             settings,
             self.store,

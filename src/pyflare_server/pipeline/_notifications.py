@@ -8,6 +8,9 @@
   one of those spans failed. Child spans stored in an earlier write don't count.
 * ``cost`` (topic ``costs``): one per priced span (``cost_micros`` set), keyed by
   its model.
+* ``drift`` (topic ``drift``): one per drift result the drift processor stored,
+  keyed by its model; a drifted result is also an ``alert`` (topic ``alerts``) in
+  the spec's AlertNotification shape.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Notification", "trace_notifications"]
+__all__ = ["Notification", "drift_notifications", "trace_notifications"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -133,4 +136,47 @@ def _costs(table: pa.Table) -> list[Notification]:
                 },
             )
         )
+    return out
+
+
+def drift_notifications(rows: list[dict[str, Any]]) -> list[Notification]:
+    """The ``drift`` and ``alert`` notifications for drift result rows just stored."""
+    from pyflare_server.api.drift import alert_payload
+
+    out: list[Notification] = []
+    for row in rows:
+        model = str(row["model_id"])
+        out.append(
+            Notification(
+                "drift",
+                (model,),
+                {
+                    "model_id": model,
+                    "drift_type": row["drift_type"],
+                    "score": row["score"],
+                    "threshold": row["threshold"],
+                    "is_drifted": row["is_drifted"],
+                    "method": row.get("method"),
+                    "window_end": _iso(int(row["window_end"])),
+                    "timestamp": _iso(int(row["computed_at"])),
+                },
+            )
+        )
+        alert = alert_payload(model, row)
+        if alert is not None:
+            out.append(
+                Notification(
+                    "alerts",
+                    (model,),
+                    {
+                        "alert_id": f"drift:{model}:{row['drift_type']}:{int(row['window_end'])}",
+                        "severity": alert["severity"],
+                        "title": alert["title"],
+                        "model_id": model,
+                        "timestamp": alert["triggered_at"],
+                        "alert_type": "drift",
+                        "description": alert["description"],
+                    },
+                )
+            )
     return out

@@ -184,6 +184,8 @@ class DriftProcessor:
         self.min_sample_size = min_sample_size
         self.auto_reference = auto_reference
         self.counters = DriftCounters()
+        #: Called with the result rows after each successful write (the live stream).
+        self.on_results: Callable[[list[dict[str, Any]]], None] | None = None
         self._lock = threading.Lock()
         options = {
             "auto_reference": auto_reference,
@@ -301,6 +303,12 @@ class DriftProcessor:
             logger.exception("drift: writing %d drift results failed", len(rows))
             return 0
         self.counters.results += written
+        listener = self.on_results
+        if listener is not None:
+            try:
+                listener(rows)
+            except Exception:  # telling subscribers never fails a write
+                logger.exception("drift: notifying of %d drift results failed", len(rows))
         return written
 
     def __repr__(self) -> str:
