@@ -102,6 +102,11 @@ class ServerCore:
             self._drift.on_results = lambda rows: hub.publish_threadsafe(
                 drift_notifications(rows)
             )
+        if queue is None and settings.collector.kafka.brokers:
+            # The scaled mode: receivers hand batches to Kafka; `pyflare worker` stores them.
+            from pyflare_server.pipeline.kafka import KafkaQueue
+
+            queue = KafkaQueue(settings.collector.kafka, telemetry=self.telemetry)
         self.pipeline = Pipeline(
             settings,
             self.store,

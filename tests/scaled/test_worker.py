@@ -47,7 +47,9 @@ def test_spans_posted_to_a_receiver_are_processed_and_stored_once(
     store = DuckDBSpanStore(str(tmp_path / "s.duckdb"))
     request, ids = traces(3, 2, attributes=PRICED)
     body = request.SerializeToString()
-    app = create_app(settings, store=store, queue=KafkaQueue(settings.collector.kafka))
+    # With collector.kafka.brokers set, the receiver's queue is Kafka.
+    app = create_app(settings, store=store)
+    assert isinstance(app.state.core.pipeline.queue, KafkaQueue)
     with TestClient(app) as client:
         for _ in range(2):  # a client's retry: the same spans twice
             response = client.post("/v1/traces", content=body, headers=PROTOBUF)
