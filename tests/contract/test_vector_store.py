@@ -166,6 +166,9 @@ def test_search_with_fewer_points_than_the_limit_returns_them_all(store: VectorS
 
     assert len(store.search(INF, vectors[0], limit=10)) == 3
     assert store.search(REF, vectors[0], limit=10) == []
+    assert store.search_batch(REF, vectors[:2], limit=10) == [[], []]
+    nobody = VectorFilter({"model_id": "nobody"})
+    assert store.search_batch(INF, vectors[:2], limit=10, where=nobody) == [[], []]
 
 
 def test_filtered_search_keeps_matching_points(store: VectorStore) -> None:

@@ -240,18 +240,33 @@ class DuckDBVectorStore:
                 "query": pa.FixedSizeListArray.from_arrays(flat, self._dim),
             }
         )
+        # The top `limit` (id, score) per query with max_by (a bounded heap per
+        # group, no sort of the whole cross product), then the payloads of those.
         sql = (
-            f"SELECT q.query_index, p.point_id, array_cosine_similarity(p.vector, q.query) "
-            f"AS score, {self._payload_columns(name, 'p.')} FROM {self._view} q, {name} p "
-            f"WHERE {condition} QUALIFY row_number() OVER (PARTITION BY q.query_index "
-            f"ORDER BY score DESC, p.point_id) <= {limit} "
-            "ORDER BY q.query_index, score DESC, p.point_id"
+            "SELECT query_index, unnest(max_by({'id': point_id, 'score': score}, score, "
+            f"{limit}), recursive := true) FROM (SELECT q.query_index, p.point_id, "
+            f"array_cosine_similarity(p.vector, q.query) AS score FROM {self._view} q, "
+            f"{name} p WHERE {condition}) GROUP BY query_index"
         )
-        table = self._read(sql, params, register=query_table)
+        top = self._read(sql, params, register=query_table)
+        found = top.column("id").to_pylist()
+        payloads = self._read(
+            f"SELECT point_id, {self._payload_columns(name)} FROM {name} "
+            "WHERE point_id IN (SELECT unnest($ids))",
+            {"ids": sorted(set(found))},
+        )
+        payload_of = dict(
+            zip(
+                payloads.column("point_id").to_pylist(), self._payloads(name, payloads), strict=True
+            )
+        )
         results: list[list[VectorHit]] = [[] for _ in range(len(queries))]
-        indexes = table.column("query_index").to_pylist()
-        for index, hit in zip(indexes, self._hits(name, table), strict=True):
-            results[index].append(hit)
+        indexes, scores = top.column("query_index").to_pylist(), top.column("score").to_pylist()
+        rows = zip(indexes, found, scores, strict=True)
+        for index, point_id, score in rows:
+            results[index].append(VectorHit(point_id, float(score), dict(payload_of[point_id])))
+        for hits in results:
+            hits.sort(key=lambda hit: (-hit.score, hit.id))
         return results
 
     def sample(self, collection: str, n: int, *, where: VectorFilter | None = None) -> VectorBatch:
