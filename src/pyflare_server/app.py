@@ -30,7 +30,6 @@ from starlette.routing import BaseRoute, Route
 
 from pyflare._version import __version__
 from pyflare.cost.processor import CostProcessor
-from pyflare.store import open_store
 from pyflare.store.base import SpanStore
 from pyflare_server import api
 from pyflare_server.api import costs, query, ws
@@ -48,6 +47,7 @@ from pyflare_server.receiver.otlp_grpc import create_grpc_server
 from pyflare_server.receiver.otlp_http import HttpLimits, otlp_routes
 from pyflare_server.receiver.workers import DecodePool
 from pyflare_server.settings import ServerSettings
+from pyflare_server.storage.factory import open_server_store
 from pyflare_server.telemetry import ServerTelemetry
 
 __all__ = ["ServerCore", "create_app"]
@@ -69,7 +69,9 @@ class ServerCore:
     ) -> None:
         self.settings = settings
         self._owns_store = store is None
-        self.store: SpanStore = store if store is not None else open_store(settings.server.store)
+        self.store: SpanStore = (
+            store if store is not None else open_server_store(settings.server.store)
+        )
         self.telemetry = ServerTelemetry()
         pii = settings.collector.pii
         masker = pii.span_masker()
@@ -99,9 +101,7 @@ class ServerCore:
         self.hub = Hub(settings.server.api.ws_max_queue)
         if self._drift is not None:
             hub = self.hub
-            self._drift.on_results = lambda rows: hub.publish_threadsafe(
-                drift_notifications(rows)
-            )
+            self._drift.on_results = lambda rows: hub.publish_threadsafe(drift_notifications(rows))
         if queue is None and settings.collector.kafka.brokers:
             # The scaled mode: receivers hand batches to Kafka; `pyflare worker` stores them.
             from pyflare_server.pipeline.kafka import KafkaQueue

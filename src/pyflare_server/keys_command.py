@@ -18,10 +18,10 @@ import time
 from typing import Any
 
 from pyflare.errors import InvalidArgumentError, StoreError, StoreLockedError
-from pyflare.store import open_store
 from pyflare.store.base import SpanStore
 from pyflare_server.auth.keys import create_key, parse_duration
 from pyflare_server.auth.permissions import ROLES
+from pyflare_server.storage.factory import open_server_store
 
 __all__ = ["register_keys"]
 
@@ -37,7 +37,7 @@ def _open(args: argparse.Namespace) -> SpanStore:
     overrides = {"store": args.store} if args.store is not None else {}
     settings = ServerSettings.load(args.config, overrides=overrides)
     try:
-        return open_store(settings.server.store)
+        return open_server_store(settings.server.store)
     except StoreLockedError as exc:
         raise StoreError(
             f"{exc}. A DuckDB store belongs to one process: stop `pyflare server` to "

@@ -20,16 +20,10 @@ DEFAULT_METRICS_PORT = 9464
 
 
 def _open_store(url: str) -> Any:
-    """The store ``url`` names: the server's factory (ClickHouse too) when installed."""
-    import importlib
+    """The store ``url`` names (DuckDB, ClickHouse or chdb)."""
+    from pyflare_server.storage.factory import open_server_store
 
-    try:
-        factory = importlib.import_module("pyflare_server.storage.factory")
-    except ImportError:
-        from pyflare.store import open_store
-
-        return open_store(url)
-    return factory.open_server_store(url)
+    return open_server_store(url)
 
 
 def run_worker(settings: Any, *, metrics_port: int | None = None, metrics_host: str = "") -> int:
