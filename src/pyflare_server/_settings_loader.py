@@ -7,6 +7,7 @@ the file), so an error can name it.
 from __future__ import annotations
 
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -343,6 +344,10 @@ def _problem(error: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
     return f"{message[:1].lower()}{message[1:]}, got {got}"
 
 
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
+
+
 def _shown(value: Any) -> str:
-    text = repr(value)
+    # A URL's password (clickhouse://user:secret@host) never reaches an error message.
+    text = _PASSWORD.sub(r"\1***@", repr(value))
     return text if len(text) <= 80 else text[:77] + "..."

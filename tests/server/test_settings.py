@@ -604,3 +604,10 @@ def test_a_port_for_a_bad_endpoint_names_the_endpoint(tmp_path: Path) -> None:
     assert error.startswith("collector.otlp.http.endpoint: expected host:port")
     assert "got 'nowhere'" in error
     assert "line 4" in error
+
+
+@pytest.mark.parametrize("store", ["clickhouse://bob:s3cret@:8123/x", "ftp://bob:s3cret@host/x"])
+def test_a_password_in_a_bad_url_is_never_shown(tmp_path: Path, store: str) -> None:
+    error = error_of(tmp_path, store=store)
+    assert "s3cret" not in error
+    assert "server.store" in error
