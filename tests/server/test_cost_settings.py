@@ -28,7 +28,10 @@ def load(tmp_path: Path, collector_yaml: str) -> ServerSettings:
     config = tmp_path / "collector.yaml"
     config.write_text(textwrap.dedent(collector_yaml), encoding="utf-8")
     return ServerSettings.load(
-        config, env=NO_WORKERS, overrides={"store": f"duckdb:///{tmp_path / 'server.duckdb'}"}
+        config,
+        env=NO_WORKERS,
+        # Loopback: auth is off by default (tests/server/test_auth*.py cover it on).
+        overrides={"store": f"duckdb:///{tmp_path / 'server.duckdb'}", "host": "127.0.0.1"},
     )
 
 
