@@ -57,6 +57,28 @@ def _summary(core: ServerCore) -> str:
     return "".join(lines)
 
 
+def _demo_credentials(settings: ServerSettings, core: ServerCore) -> tuple[dict[str, str], str]:
+    """With auth on (an exposed --host), keys for the traffic and for the curl examples.
+
+    Returns the traffic's OTLP headers and the curl option to show (both empty
+    when auth is off).
+    """
+    from pyflare_server.auth.exposure import auth_enabled
+    from pyflare_server.auth.keys import create_key
+
+    if not auth_enabled(settings):
+        return {}, ""
+    header = settings.server.auth.api_key_header
+    ingest = create_key(core.store, "ingest", name="pyflare demo traffic")
+    reader = create_key(core.store, "developer", name="pyflare demo reader")
+    _write(
+        "Auth is on (the server listens beyond this machine): the demo's traffic sends an "
+        f"ingest key, and this developer key reads the API:\n  {reader.key}\n"
+        "Manage keys with `pyflare keys list|create|revoke` once the demo has stopped.\n"
+    )
+    return {header: ingest.key}, f" -H '{header}: {reader.key}'"
+
+
 async def run_demo(
     settings: ServerSettings,
     *,
@@ -97,6 +119,7 @@ async def run_demo(
     api_host = "127.0.0.1" if api_host in ("0.0.0.0", "::") else api_host
     endpoint = f"http://{host}:{port}"
     api = f"http://{api_host}:{api_port}"
+    headers, curl = _demo_credentials(settings, core)
     _write(
         f"PyFlare demo: OTLP/HTTP {endpoint}, OTLP/gRPC {listeners.otlp_grpc}, API {api}, "
         f"store {settings.server.store}\n"
@@ -112,6 +135,7 @@ async def run_demo(
             rate=rate,
             seed=seed,
             stop=traffic_stop,
+            headers=headers,
         )
         _write(
             f"Sent {history.traces} traces ({history.spans} spans, "
@@ -120,8 +144,8 @@ async def run_demo(
         _write(_summary(core))
         _write(
             "\nTry:\n"
-            f"  curl '{api}/api/v1/traces?limit=5'\n"
-            f"  curl '{api}/api/v1/traces?status=error&service=rag-api&limit=5'\n"
+            f"  curl{curl} '{api}/api/v1/traces?limit=5'\n"
+            f"  curl{curl} '{api}/api/v1/traces?status=error&service=rag-api&limit=5'\n"
             f"  curl {api}/metrics\n"
             f"  send your own: pyflare.init(endpoint='{endpoint}')\n"
         )
@@ -137,6 +161,7 @@ async def run_demo(
                 rate=rate,
                 seed=seed + 1,
                 stop=traffic_stop,
+                headers=headers,
             )
     finally:
         stop.set()
