@@ -217,11 +217,24 @@ class DuckDBSpanStore:
                     "spans",
                 )
                 self._index_traces(batch)
-                _run(con, "COMMIT")
+                try:
+                    _run(con, "COMMIT")
+                except duckdb.Error as exc:
+                    raise StoreError(
+                        f"writing {batch.num_rows} spans to {self.path} failed: {exc}"
+                    ) from exc
             except BaseException:
-                _run(con, "ROLLBACK")
+                self._rollback()
                 raise
             return inserted
+
+    def _rollback(self) -> None:
+        # A failed statement (a full disk) may have ended the transaction already;
+        # the error that matters is the one being raised, not this one.
+        try:
+            _run(self._con, "ROLLBACK")
+        except duckdb.Error:
+            logger.debug("rollback after a failed write", exc_info=True)
 
     def _index_traces(self, batch: pa.Table) -> None:
         """Merge the batch's traces into trace_index (what listing filters on)."""
