@@ -9,7 +9,7 @@ Targets (issue #5): listing p95 <= 100 ms, detail p95 <= 20 ms. The ClickHouse
 store (``pyflare_server.storage.clickhouse`` on chdb) is measured beside it
 when it is importable and ``--clickhouse`` is given.
 
-    python bench/query.py [--spans 10000000] [--rounds 40] [--clickhouse]
+    python bench/query.py [--spans 10000000] [--rounds 40] [--clickhouse] [--shuffled]
 """
 
 from __future__ import annotations
@@ -41,11 +41,17 @@ SERVICES = [f"svc-{i:02d}" for i in range(20)]
 MODELS = [f"model-{i:02d}" for i in range(12)]
 
 
-def batch(first_trace: int, traces: int, rng: np.random.Generator) -> pa.Table:
+def batch(
+    first_trace: int,
+    traces: int,
+    rng: np.random.Generator,
+    window: tuple[int, int] = (0, DAYS * 86400 * S),
+) -> pa.Table:
+    """``traces`` traces starting at random in ``window`` (ns after T0), in start order."""
     n = traces * SPANS_PER_TRACE
     trace_no = np.repeat(np.arange(first_trace, first_trace + traces), SPANS_PER_TRACE)
     position = np.tile(np.arange(SPANS_PER_TRACE), traces)
-    start = T0 + rng.integers(0, DAYS * 86400 * S, traces, dtype=np.int64)
+    start = T0 + np.sort(rng.integers(window[0], window[1], traces, dtype=np.int64))
     start = np.repeat(start, SPANS_PER_TRACE) + position * 1_000_000
     duration = rng.integers(1_000_000, 3 * S, n, dtype=np.int64)
     duration[position == 0] = rng.integers(100_000_000, 10 * S, traces, dtype=np.int64)
@@ -107,12 +113,20 @@ def batch(first_trace: int, traces: int, rng: np.random.Generator) -> pa.Table:
     )
 
 
-def fill(store: Any, spans: int) -> float:
+def fill(store: Any, spans: int, *, shuffled: bool = False) -> float:
+    """Write ``spans`` spans. As a live server receives them, each write holds the
+    next stretch of the 7 days; ``shuffled`` spreads every write over all 7 days
+    instead (a bulk import of old data), which leaves DuckDB no row groups to skip."""
     rng = np.random.default_rng(7)
     traces = spans // SPANS_PER_TRACE
+    whole = DAYS * 86400 * S
+    chunks = max(1, -(-traces // CHUNK_TRACES))
     began = time.perf_counter()
-    for first in range(0, traces, CHUNK_TRACES):
-        store.write(batch(first, min(CHUNK_TRACES, traces - first), rng))
+    for index, first in enumerate(range(0, traces, CHUNK_TRACES)):
+        window = (
+            (0, whole) if shuffled else (whole * index // chunks, whole * (index + 1) // chunks)
+        )
+        store.write(batch(first, min(CHUNK_TRACES, traces - first), rng, window))
         print(
             f"\r  {min(first + CHUNK_TRACES, traces) * SPANS_PER_TRACE:,} spans",
             end="",
@@ -174,11 +188,16 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=10_000_000)
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--clickhouse", action="store_true")
+    parser.add_argument(
+        "--shuffled",
+        action="store_true",
+        help="spread every write over all 7 days (a bulk import) instead of arrival order",
+    )
     args = parser.parse_args()
     traces = args.spans // SPANS_PER_TRACE
     with tempfile.TemporaryDirectory() as directory:
         with DuckDBSpanStore(Path(directory) / "bench.duckdb") as store:
-            seconds = fill(store, args.spans)
+            seconds = fill(store, args.spans, shuffled=args.shuffled)
             print(f"duckdb: {args.spans:,} spans written in {seconds:.1f} s")
             report("duckdb", asyncio.run(measure(store, traces, args.rounds)))
         if args.clickhouse:
@@ -186,7 +205,7 @@ def main() -> None:
 
             ch = open_server_store(f"chdb://{directory}/chdb")
             try:
-                seconds = fill(ch, args.spans)
+                seconds = fill(ch, args.spans, shuffled=args.shuffled)
                 print(f"clickhouse (chdb): {args.spans:,} spans written in {seconds:.1f} s")
                 report("clickhouse", asyncio.run(measure(ch, traces, args.rounds)))
             finally:

@@ -51,7 +51,8 @@ SELECT trace_id, min(start_time), max(end_time),
        arg_min(service_name, start_time) FILTER (WHERE parent_span_id IS NULL),
        arg_min(status_code, start_time) FILTER (WHERE parent_span_id IS NULL),
        arg_min(service_name, start_time), arg_min(status_code, start_time),
-       bool_or(status_code = 'error')
+       bool_or(status_code = 'error'),
+       coalesce(list_distinct(list(model_id) FILTER (WHERE model_id IS NOT NULL)), [])
 FROM {view} AS b GROUP BY trace_id
 ON CONFLICT (trace_id) DO UPDATE SET
     root_service = CASE WHEN trace_index.root_start IS NULL
@@ -69,7 +70,9 @@ ON CONFLICT (trace_id) DO UPDATE SET
                         THEN excluded.first_status ELSE trace_index.first_status END,
     start_time = least(trace_index.start_time, excluded.start_time),
     end_time = greatest(trace_index.end_time, excluded.end_time),
-    has_error = trace_index.has_error OR excluded.has_error
+    has_error = trace_index.has_error OR excluded.has_error,
+    models = CASE WHEN len(excluded.models) = 0 THEN trace_index.models
+                  ELSE list_distinct(list_concat(trace_index.models, excluded.models)) END
 """
 
 _SERVICE = "coalesce(root_service, first_service)"
@@ -79,8 +82,9 @@ _STATUS = "CASE WHEN has_error THEN 'error' ELSE coalesce(root_status, first_sta
 def page_filters(query: TraceQuery) -> tuple[str, list[Any]]:
     """The WHERE clause over trace_index selecting the traces ``query`` matches.
 
-    Trace-level filters read the index; each span-level one (model, attribute,
-    text) keeps the traces with a span matching it. Every span of a trace starts
+    Trace-level filters and the model (the index keeps every trace's models)
+    read the index; each span-level one (attribute, text) keeps the traces with
+    a span matching it. Every span of a trace starts
     at or after the trace's start, so those span scans are bounded below by
     ``since_ns`` and skip older row groups.
     """
@@ -101,9 +105,10 @@ def page_filters(query: TraceQuery) -> tuple[str, list[Any]]:
     if query.min_duration_ns is not None:
         where.append("epoch_ns(end_time) - epoch_ns(start_time) >= ?")
         params.append(int(query.min_duration_ns))
-    span_conditions: list[tuple[str, list[Any]]] = []
     if query.model_id is not None:
-        span_conditions.append(("model_id = ?", [query.model_id]))
+        where.append("list_contains(models, ?)")
+        params.append(query.model_id)
+    span_conditions: list[tuple[str, list[Any]]] = []
     for key, value in query.attributes.items():
         span_conditions.append(("attributes[?] = ?", [key, value]))
     if query.text:

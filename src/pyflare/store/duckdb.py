@@ -239,7 +239,15 @@ class DuckDBSpanStore:
     def _index_traces(self, batch: pa.Table) -> None:
         """Merge the batch's traces into trace_index (what listing filters on)."""
         index = batch.select(
-            ["trace_id", "parent_span_id", "start_time", "end_time", "service_name", "status_code"]
+            [
+                "trace_id",
+                "parent_span_id",
+                "start_time",
+                "end_time",
+                "service_name",
+                "status_code",
+                "model_id",
+            ]
         )
         con = self._con
         try:

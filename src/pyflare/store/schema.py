@@ -216,7 +216,8 @@ CREATE TABLE trace_index (
     root_status     VARCHAR,
     first_service   VARCHAR NOT NULL,
     first_status    VARCHAR NOT NULL,
-    has_error       BOOLEAN NOT NULL
+    has_error       BOOLEAN NOT NULL,
+    models          VARCHAR[] NOT NULL
 )
 """
 _TRACE_INDEX_FILL = """
@@ -226,7 +227,8 @@ SELECT trace_id, min(start_time), max(end_time),
        arg_min(service_name, start_time) FILTER (WHERE parent_span_id IS NULL),
        arg_min(status_code, start_time) FILTER (WHERE parent_span_id IS NULL),
        arg_min(service_name, start_time), arg_min(status_code, start_time),
-       bool_or(status_code = 'error')
+       bool_or(status_code = 'error'),
+       coalesce(list_distinct(list(model_id) FILTER (WHERE model_id IS NOT NULL)), [])
 FROM traces GROUP BY trace_id
 """
 
