@@ -84,6 +84,19 @@ OI_INPUT_VALUE: Final = "input.value"
 OI_OUTPUT_VALUE: Final = "output.value"
 EMBEDDING_MODEL_NAME: Final = "embedding.model_name"
 
+# --- Where each fact is read from, first found wins --------------------------
+PROVIDER_KEYS: Final = (PROVIDER, GEN_AI_PROVIDER_NAME, GEN_AI_SYSTEM, OI_PROVIDER, OI_SYSTEM)
+CACHED_INPUT_TOKEN_KEYS: Final = (
+    CACHED_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    OI_TOKEN_CACHE_READ,
+)
+REASONING_TOKEN_KEYS: Final = (
+    REASONING_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    OI_TOKEN_REASONING,
+)
+
 # --- Vocabularies ------------------------------------------------------------
 # PyFlare span kinds (what the span does) and the OTel SpanKind each maps to.
 SPAN_KINDS: Final[dict[str, str]] = {
