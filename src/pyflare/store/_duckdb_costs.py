@@ -22,9 +22,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pyflare.errors import QueryError, StoreError
+from pyflare.errors import StoreError
 from pyflare.records import COST_SCHEMA, SPAN_SCHEMA
-from pyflare.store.base import COST_BREAKDOWNS, COST_DIMENSIONS, COST_PERIODS
+from pyflare.store._cost_checks import (
+    breakdown_column,
+    checked_after,
+    checked_filters,
+    checked_group_by,
+    checked_limit,
+    checked_range,
+)
 from pyflare.store.batches import conform, first_of_each_span
 
 __all__ = [
@@ -58,20 +65,15 @@ _COST_COLUMNS = ("input_tokens", "output_tokens", "total_tokens", "cost_micros",
 def _time_range(
     since_ns: int | None, until_ns: int | None, column: str
 ) -> tuple[list[str], list[Any]]:
+    since, until = checked_range(since_ns, until_ns)
     where: list[str] = []
     params: list[Any] = []
-    for name, value, clause in (
-        ("since_ns", since_ns, f"{column} >= make_timestamp_ns(?)"),
-        ("until_ns", until_ns, f"{column} < make_timestamp_ns(?)"),
-    ):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise QueryError(f"{name} must be integer nanoseconds or None, got {value!r}")
-        where.append(clause)
-        params.append(value)
-    if since_ns is not None and until_ns is not None and until_ns < since_ns:
-        raise QueryError(f"until_ns ({until_ns}) is before since_ns ({since_ns})")
+    if since is not None:
+        where.append(f"{column} >= make_timestamp_ns(?)")
+        params.append(since)
+    if until is not None:
+        where.append(f"{column} < make_timestamp_ns(?)")
+        params.append(until)
     return where, params
 
 
@@ -82,24 +84,9 @@ def summary_query(
     filters: Mapping[str, str],
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters of :meth:`SpanStore.cost_summary`."""
-    if isinstance(group_by, str):
-        group_by = [group_by]
-    allowed = (*COST_DIMENSIONS, *COST_PERIODS)
-    for name in group_by:
-        if name not in allowed:
-            raise QueryError(f"cannot group costs by {name!r}; use any of {', '.join(allowed)}")
-    if len(set(group_by)) != len(group_by):
-        raise QueryError(f"group_by names a column twice: {list(group_by)}")
+    group_by = checked_group_by(group_by)
     where, params = _time_range(since_ns, until_ns, '"timestamp"')
-    if not isinstance(filters, Mapping):
-        raise QueryError(f"filters must be a mapping of column to value, got {filters!r}")
-    for name, value in filters.items():
-        if name not in COST_DIMENSIONS:
-            raise QueryError(
-                f"cannot filter costs on {name!r}; use any of {', '.join(COST_DIMENSIONS)}"
-            )
-        if not isinstance(value, str):
-            raise QueryError(f"the filter on {name} must be a string, got {value!r}")
+    for name, value in checked_filters(filters):
         where.append(f"{name} = ?")
         params.append(value)
     columns = [f'{_PERIODS[g]} AS "{g}"' if g in _PERIODS else g for g in group_by]
@@ -120,14 +107,8 @@ def breakdown_query(
     dimension: str, since_ns: int | None, until_ns: int | None, limit: int
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters of :meth:`SpanStore.cost_breakdown`."""
-    column = COST_BREAKDOWNS.get(dimension, dimension if dimension in COST_DIMENSIONS else None)
-    if column is None:
-        raise QueryError(
-            f"cannot break costs down by {dimension!r}; use one of "
-            f"{', '.join(COST_BREAKDOWNS)} (or a column: {', '.join(COST_DIMENSIONS)})"
-        )
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise QueryError(f"limit must be a positive integer, got {limit!r}")
+    column = breakdown_column(dimension)
+    limit = checked_limit(limit)
     sql, params = summary_query(since_ns, until_ns, [column], {})
     return f"{sql} LIMIT ?", [*params, limit]
 
@@ -153,17 +134,11 @@ def model_spans_query(
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters of :meth:`SpanStore.model_spans`."""
     where, params = _time_range(since_ns, until_ns, "start_time")
-    if after is not None:
-        try:
-            start, trace_id, span_id = after
-        except (TypeError, ValueError):
-            raise QueryError(
-                f"after must be (start_ns, trace_id, span_id) of the last span read, got {after!r}"
-            ) from None
+    cursor = checked_after(after)
+    if cursor is not None:
         where.append("(start_time, trace_id, span_id) > (make_timestamp_ns(?), ?, ?)")
-        params += [int(start), str(trace_id), str(span_id)]
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise QueryError(f"limit must be a positive integer, got {limit!r}")
+        params += list(cursor)
+    limit = checked_limit(limit)
     sql = (
         f"SELECT * FROM traces WHERE {' AND '.join(['model_id IS NOT NULL', *where])} "
         "ORDER BY start_time, trace_id, span_id LIMIT ?"
