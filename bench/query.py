@@ -201,9 +201,13 @@ def main() -> None:
             print(f"duckdb: {args.spans:,} spans written in {seconds:.1f} s")
             report("duckdb", asyncio.run(measure(store, traces, args.rounds)))
         if args.clickhouse:
-            from pyflare_server.storage.factory import open_server_store  # S2's store
+            from pyflare_server.storage._clickhouse_schema import Retention
+            from pyflare_server.storage.factory import open_server_store
 
-            ch = open_server_store(f"chdb://{directory}/chdb")
+            # The bench's spans are dated January 2026: no TTL, or merges would drop them.
+            ch = open_server_store(
+                f"chdb://{directory}/chdb", retention=Retention(None, None, None, None)
+            )
             try:
                 seconds = fill(ch, args.spans, shuffled=args.shuffled)
                 print(f"clickhouse (chdb): {args.spans:,} spans written in {seconds:.1f} s")
