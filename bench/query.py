@@ -206,7 +206,7 @@ def main() -> None:
 
             # The bench's spans are dated January 2026: no TTL, or merges would drop them.
             ch = open_server_store(
-                f"chdb://{directory}/chdb", retention=Retention(None, None, None, None)
+                f"chdb:///{directory}/chdb", retention=Retention(None, None, None, None)
             )
             try:
                 seconds = fill(ch, args.spans, shuffled=args.shuffled)
