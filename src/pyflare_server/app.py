@@ -29,7 +29,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pyflare._version import __version__
-from pyflare.cost.processor import CostProcessor
 from pyflare.store.base import SpanStore
 from pyflare_server import api
 from pyflare_server.api import costs, query, ws
@@ -38,7 +37,7 @@ from pyflare_server.auth.permissions import PUBLIC, requires
 from pyflare_server.auth.wiring import AuthWiring
 from pyflare_server.pipeline._notifications import drift_notifications
 from pyflare_server.pipeline.broadcast import Hub
-from pyflare_server.pipeline.cost import CostStage
+from pyflare_server.pipeline.cost import cost_stage
 from pyflare_server.pipeline.drift import drift_processor
 from pyflare_server.pipeline.queue import SpanQueue
 from pyflare_server.pipeline.runner import Pipeline
@@ -86,16 +85,8 @@ class ServerCore:
             else None
         )
         # Cost runs before drift, which reads the spans as they will be stored.
-        cost = settings.collector.cost
-        self.cost = (
-            CostStage(
-                self.store,
-                CostProcessor(price_book=cost.price_book(), attribution=cost.attribution_rules()),
-            )
-            if cost.enabled
-            else None
-        )
-        self._budgets = cost.budget_rules()
+        self.cost = cost_stage(settings.collector.cost, self.store)
+        self._budgets = settings.collector.cost.budget_rules()
         self._drift = drift_processor(settings.collector.drift, self.store)
         # The live stream (WebSocket /api/v1/ws) hears of every successful store write.
         self.hub = Hub(settings.server.api.ws_max_queue)

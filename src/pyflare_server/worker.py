@@ -53,23 +53,14 @@ class _Stopped(Exception):
 
 def processors_for(settings: ServerSettings, store: SpanStore) -> list[Processor]:
     """The local pipeline's processor chain: cost (when enabled), then drift (when set up)."""
-    from pyflare.cost.processor import CostProcessor
-    from pyflare_server.pipeline.cost import CostStage
+    from pyflare_server.pipeline.cost import cost_stage
     from pyflare_server.pipeline.drift import drift_processor
 
-    chain: list[Processor] = []
-    cost = settings.collector.cost
-    if cost.enabled:
-        chain.append(
-            CostStage(
-                store,
-                CostProcessor(price_book=cost.price_book(), attribution=cost.attribution_rules()),
-            )
-        )
-    drift = drift_processor(settings.collector.drift, store)
-    if drift is not None:
-        chain.append(drift)
-    return chain
+    chain = (
+        cost_stage(settings.collector.cost, store),
+        drift_processor(settings.collector.drift, store),
+    )
+    return [processor for processor in chain if processor is not None]
 
 
 def consumer_config(

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from pyflare.cost.processor import CostProcessor
     from pyflare.store.base import SpanStore
     from pyflare_server.receiver.decode import Signal
+    from pyflare_server.settings import CostSettings
 
-__all__ = ["CostCounters", "CostStage"]
+__all__ = ["CostCounters", "CostStage", "cost_stage"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +81,15 @@ class CostStage:
 
     def __repr__(self) -> str:
         return f"CostStage({asdict(self.counters)})"
+
+
+def cost_stage(settings: CostSettings, store: SpanStore) -> CostStage | None:
+    """The stage ``collector.cost`` describes, or None when pricing is off."""
+    if not settings.enabled:
+        return None
+    from pyflare.cost.processor import CostProcessor
+
+    processor = CostProcessor(
+        price_book=settings.price_book(), attribution=settings.attribution_rules()
+    )
+    return CostStage(store, processor)
