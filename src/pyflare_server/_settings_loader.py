@@ -7,7 +7,6 @@ the file), so an error can name it.
 from __future__ import annotations
 
 import os
-import re
 import types
 import typing
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from pyflare_server.settings import (
     _port,
     split_endpoint,
 )
+from pyflare_server.storage.urls import hide_password
 
 # Flags and variables that set part of an endpoint: name -> endpoint key paths.
 _HOST_KEYS: tuple[KeyPath, ...] = (
@@ -344,10 +344,7 @@ def _problem(error: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
     return f"{message[:1].lower()}{message[1:]}, got {got}"
 
 
-_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
-
-
 def _shown(value: Any) -> str:
     # A URL's password (clickhouse://user:secret@host) never reaches an error message.
-    text = _PASSWORD.sub(r"\1***@", repr(value))
+    text = repr(hide_password(value) if isinstance(value, str) else value)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -36,6 +36,7 @@ __all__ = [
     "KafkaURL",
     "QdrantLocalURL",
     "QdrantURL",
+    "hide_password",
     "parse_backend_url",
     "parse_queue_url",
     "parse_store_url",
@@ -181,7 +182,7 @@ def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _hidden(url: str) -> str:
+def hide_password(url: str) -> str:
     """The URL as the user wrote it, any password replaced by ``***``."""
     scheme, sep, rest = url.partition("://")
     if not sep:
@@ -423,7 +424,7 @@ def parse_backend_url(
     """
     result = _parse_or_problem(url, accept)
     if isinstance(result, str):
-        shown = f"={_hidden(url.strip())!r}" if isinstance(url, str) else ""
+        shown = f"={hide_password(url.strip())!r}" if isinstance(url, str) else ""
         raise ConfigError(f"{setting}{shown}: {result}")
     return result
 
