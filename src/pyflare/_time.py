@@ -1,4 +1,4 @@
-"""Time arguments users type: "1h", "30m", an ISO 8601 string, a datetime."""
+"""Time arguments users type ("1h", "30m", ISO 8601, a datetime), and times shown as ISO 8601."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 from pyflare.errors import InvalidArgumentError
 
-__all__ = ["parse_duration_ns", "parse_instant"]
+__all__ = ["iso_ns", "parse_duration_ns", "parse_instant"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$", re.IGNORECASE)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -65,3 +65,10 @@ def parse_instant(value: object, *, name: str, now_ns: int | None = None) -> int
         f"{name} must be a duration string, an ISO 8601 string, a datetime or nanoseconds, "
         f"got {type(value).__name__}"
     )
+
+
+def iso_ns(ns: int) -> str:
+    """UTC nanoseconds as ISO 8601 with all nine digits: ``2026-01-01T00:00:00.000000123Z``."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    moment = _EPOCH + dt.timedelta(seconds=seconds)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"

@@ -15,7 +15,6 @@ Middleware and other resources build these bodies with :func:`problem_response`
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import http
 import logging
@@ -29,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pyflare._time import iso_ns
 from pyflare.errors import InvalidArgumentError, QueryError, StoreError
 
 __all__ = [
@@ -64,7 +64,6 @@ _HTTP_CODES: Final[Mapping[int, str]] = {
 }
 
 _T = TypeVar("_T")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class ApiError(Exception):
@@ -152,13 +151,6 @@ def problem_response(
 
 #: The name resources have long used for :func:`problem_response`.
 error_response = problem_response
-
-
-def iso_ns(ns: int) -> str:
-    """UTC nanoseconds as ISO 8601 with all nine digits: ``2026-01-01T00:00:00.000000123Z``."""
-    seconds, fraction = divmod(ns, 1_000_000_000)
-    moment = _EPOCH + dt.timedelta(seconds=seconds)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
 
 
 async def call_store(function: Callable[..., _T], *args: Any) -> _T:

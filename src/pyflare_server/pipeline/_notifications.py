@@ -15,16 +15,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Notification", "drift_notifications", "trace_notifications"]
+from pyflare._time import iso_ns
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+__all__ = ["Notification", "drift_notifications", "trace_notifications"]
 
 
 @dataclass(frozen=True)
@@ -34,11 +33,6 @@ class Notification:
     topic: str
     keys: tuple[str, ...]
     payload: dict[str, Any]
-
-
-def _iso(ns: int) -> str:
-    seconds, fraction = divmod(ns, 1_000_000_000)
-    return f"{_EPOCH + dt.timedelta(seconds=seconds):%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
 
 
 def _rows(table: pa.Table, names: list[str]) -> list[dict[str, Any]]:
@@ -95,7 +89,7 @@ def _traces(table: pa.Table) -> list[Notification]:
                     "model_id": model,
                     "status": "error" if failed else "ok",
                     "duration_ms": root["duration_ns"] / 1e6,
-                    "timestamp": _iso(root["start_time"]),
+                    "timestamp": iso_ns(root["start_time"]),
                     "service_name": root["service_name"],
                     "operation_name": root["operation_name"],
                 },
@@ -132,7 +126,7 @@ def _costs(table: pa.Table) -> list[Notification]:
                     "cost_usd": span["cost_micros"] / 1e6,
                     "input_tokens": span["input_tokens"],
                     "output_tokens": span["output_tokens"],
-                    "timestamp": _iso(span["start_time"]),
+                    "timestamp": iso_ns(span["start_time"]),
                 },
             )
         )
@@ -157,8 +151,8 @@ def drift_notifications(rows: list[dict[str, Any]]) -> list[Notification]:
                     "threshold": row["threshold"],
                     "is_drifted": row["is_drifted"],
                     "method": row.get("method"),
-                    "window_end": _iso(int(row["window_end"])),
-                    "timestamp": _iso(int(row["computed_at"])),
+                    "window_end": iso_ns(int(row["window_end"])),
+                    "timestamp": iso_ns(int(row["computed_at"])),
                 },
             )
         )
